@@ -1,0 +1,1 @@
+"""`pte-rl` subcommands, one module each, each with ``register(subparsers)``."""
