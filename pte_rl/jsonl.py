@@ -131,6 +131,7 @@ def parse_record(
 
     assistant_idx = [k for k, m in enumerate(messages) if m["role"] == "assistant"]
     turns: list[Turn] = []
+    tool_msgs_per_turn: list[list[tuple[int, dict]]] = []
     for n, k in enumerate(assistant_idx):
         m = messages[k]
         usage = m.get("usage")
@@ -180,9 +181,9 @@ def parse_record(
                     output=_content_text(tm.get("content")) if match else None, call_id=c.get("id"),
                 )
             )
-        turns[-1]._tool_msgs = tool_msgs  # type: ignore[attr-defined]  # consumed below
+        tool_msgs_per_turn.append(tool_msgs)
 
-    _fill_tool_tokens(turns, messages, tools, counter, where)
+    _fill_tool_tokens(turns, tool_msgs_per_turn, messages, tools, counter, where)
     events = []
     for e_i, e in enumerate(record.get("events") or []):
         if not isinstance(e, dict) or "kind" not in e or "turn" not in e:
@@ -204,11 +205,11 @@ def parse_record(
     )
 
 
-def _fill_tool_tokens(turns: list[Turn], messages: list[dict], tools, counter, where) -> None:
+def _fill_tool_tokens(
+    turns: list[Turn], tool_msgs_per_turn: list[list[tuple[int, dict]]], messages: list[dict], tools, counter, where
+) -> None:
     """Tokens appended after each turn, and each tool response's share of them."""
-    for n, turn in enumerate(turns):
-        tool_msgs = turn._tool_msgs  # type: ignore[attr-defined]
-        del turn._tool_msgs  # type: ignore[attr-defined]
+    for n, (turn, tool_msgs) in enumerate(zip(turns, tool_msgs_per_turn)):
         given = [tm.get("tokens") for _, tm in tool_msgs]
         per_msg: list[int] | None = None
         if tool_msgs and all(g is not None for g in given):

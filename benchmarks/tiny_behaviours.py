@@ -1,0 +1,183 @@
+"""What the tiny policy does before any GRPO: behaviour shares, accuracy, PTE and generated tokens.
+
+Samples the warm-started tiny policy on held-out `arith` items with pte_rl's own rollout loop (the
+one GRPO uses), at the GRPO sampling temperature, and labels every trajectory with
+``classify_behaviour``. Prints, per behaviour and per item class (easy = level 1, hard = levels >= 2):
+share, accuracy, mean PTE and mean generated tokens; plus the scripted costs of each behaviour (the
+same chats the warm start saw, priced through the chat template), and the PTE a perfectly efficient
+policy would reach on the same items (``ideal``), i.e. the cut GRPO can at most make.
+
+    .venv/bin/python benchmarks/tiny_behaviours.py [--model DIR] [--temperature 1.0] [--n 100]
+        [--samples 4] [--gamma 0.005] [--out benchmarks/results/tiny_behaviours.json]
+
+Without ``--model`` it builds (or reuses) the default tiny policy and reports the build time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def scripted_costs(module, env, tokenizer, gamma: float) -> dict:
+    """PTE and generated tokens of every scripted behaviour on a few held-out items (exact, no sampling)."""
+    from pte_rl.cost import pte
+    from pte_rl.jsonl import TemplateCounter, parse_record
+
+    counter = TemplateCounter(tokenizer)
+    rows = env.eval_dataset
+    table: dict = defaultdict(lambda: {"pte": [], "tokens": []})
+    for index in range(min(20, len(rows))):
+        problem = module.Problem.parse(rows[index]["expression"], rows[index]["level"])
+        for behaviour in module.BEHAVIOURS:
+            if behaviour == "direct" and problem.needs_tool:
+                continue
+            messages = module.script(problem, behaviour, report_lines=_report_lines(env))
+            trajectory = parse_record({"messages": messages, "tools": env.tool_schemas()}, counter=counter)
+            key = f"{'hard' if problem.needs_tool else 'easy'}/{behaviour}"
+            table[key]["pte"].append(pte(trajectory, gamma).total)
+            table[key]["tokens"].append(trajectory.decode_tokens)
+    return {k: {"pte": _mean(v["pte"]), "tokens": _mean(v["tokens"])} for k, v in sorted(table.items())}
+
+
+def _report_lines(env) -> int:
+    return dict(env.source[1]).get("report_lines", 24) if env.source else 24
+
+
+def _mean(values) -> float:
+    return float(sum(values) / len(values)) if values else float("nan")
+
+
+def sample(model_dir: Path, env, temperature: float, n: int, samples: int, batch: int, max_completion: int) -> list:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pte_rl.backends import SamplingConfig, TransformersBackend
+    from pte_rl.rollout import RolloutConfig, TaskInfo, run_rollouts
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    backend = TransformersBackend(model, tokenizer)
+    config = RolloutConfig(max_turns=env.max_turns, max_completion_length=max_completion,
+                           sampling=SamplingConfig(temperature=temperature))
+    rows = env.eval_dataset.select(range(min(n, len(env.eval_dataset))))
+    items = [rows[i] for i in range(len(rows)) for _ in range(samples)]
+    torch.manual_seed(1234)
+    out = []
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        results = run_rollouts(
+            [r["prompt"] for r in chunk], backend, tokenizer, env.tools, config,
+            check_answer=env.check_answer, tasks=[TaskInfo(r["ground_truth"], r["task_id"]) for r in chunk],
+        )
+        out += [(r, result.trajectory) for r, result in zip(chunk, results)]
+    return out
+
+
+def summarise(module, sampled: list, gamma: float) -> dict:
+    from pte_rl.cost import pte
+
+    groups: dict = defaultdict(list)
+    for row, trajectory in sampled:
+        behaviour = module.classify_behaviour(trajectory.messages)
+        cls = "hard" if row["level"] > 1 else "easy"
+        record = (bool(trajectory.correct), pte(trajectory, gamma).total, trajectory.decode_tokens)
+        for key in (f"{cls}/{behaviour}", f"all/{behaviour}", f"{cls}/*", "all/*"):
+            groups[key].append(record)
+    totals = {c: len(groups.get(f"{c}/*", [])) for c in ("easy", "hard", "all")}
+    table = {}
+    for key, records in sorted(groups.items()):
+        cls = key.split("/")[0]
+        table[key] = {
+            "share": len(records) / totals[cls], "n": len(records),
+            "accuracy": _mean([r[0] for r in records]), "pte": _mean([r[1] for r in records]),
+            "tokens": _mean([r[2] for r in records]),
+        }
+    # The same items answered efficiently: direct on easy, one calculator call on hard (mean of the
+    # policy's own efficient samples per class).
+    ideal = {}
+    for cls in ("easy", "hard"):
+        efficient = table.get(f"{cls}/{'direct' if cls == 'easy' else 'call'}")
+        ideal[cls] = efficient["pte"] if efficient else float("nan")
+    share_easy = totals["easy"] / totals["all"] if totals["all"] else 0.0
+    ideal_pte = share_easy * ideal["easy"] + (1 - share_easy) * ideal["hard"]
+    mean_pte = table["all/*"]["pte"]
+    wasteful = sum(v["n"] for k, v in table.items()
+                   if k.startswith("easy/") and k != "easy/*" and not k.endswith("/direct"))
+    wasteful += sum(v["n"] for k, v in table.items()
+                    if k.startswith("hard/") and k != "hard/*" and not k.endswith("/call"))
+    return {"table": table, "ideal_pte": ideal_pte, "mean_pte": mean_pte,
+            "max_cut": 1 - ideal_pte / mean_pte if mean_pte else float("nan"),
+            "wasteful_share": wasteful / totals["all"] if totals["all"] else float("nan")}
+
+
+def print_table(summary: dict, scripted: dict, temperature: float) -> None:
+    print(f"\nsampled at T={temperature}: share / accuracy / PTE / generated tokens")
+    print(f"{'class/behaviour':<18}{'n':>5}{'share':>8}{'acc':>8}{'PTE':>9}{'tokens':>8}   scripted PTE / tokens")
+    for key, row in summary["table"].items():
+        ref = scripted.get(key)
+        ref_text = f"{ref['pte']:9.1f} / {ref['tokens']:.1f}" if ref else ""
+        print(f"{key:<18}{row['n']:>5}{row['share']:>8.2f}{row['accuracy']:>8.3f}{row['pte']:>9.1f}"
+              f"{row['tokens']:>8.1f}   {ref_text}")
+    print(f"wasteful share {summary['wasteful_share']:.2f}; mean PTE {summary['mean_pte']:.1f}; "
+          f"efficient policy on the same items {summary['ideal_pte']:.1f} (max cut {summary['max_cut']:.1%})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="a tiny-policy directory (default: build or reuse the default)")
+    parser.add_argument("--temperature", type=float, nargs="+", default=[1.0, 0.7])
+    parser.add_argument("--n", type=int, default=100, help="held-out items")
+    parser.add_argument("--samples", type=int, default=4, help="samples per item")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--gamma", type=float, default=0.005)
+    parser.add_argument("--max-completion", type=int, default=1536)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tiny_behaviours.json"))
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from pte_rl.env import load_environment
+    from pte_rl.tiny import BUILD_INFO, TinyConfig, build_tiny_policy, environment_module
+
+    torch.set_num_threads(args.threads or min(8, os.cpu_count() or 1))
+    start, cpu_start = time.perf_counter(), time.process_time()
+    model_dir = Path(args.model) if args.model else build_tiny_policy(TinyConfig(), threads=args.threads)
+    build = {"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start}
+    info_path = model_dir / BUILD_INFO
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    env_options = (info.get("config") or {}).get("env_options", {})
+    env = load_environment("arith", **env_options)
+    module = environment_module("arith")
+    from transformers import AutoTokenizer
+
+    scripted = scripted_costs(module, env, AutoTokenizer.from_pretrained(model_dir), args.gamma)
+    results = {"model": str(model_dir), "build": info, "this_call": build, "gamma": args.gamma,
+               "n_items": args.n, "samples": args.samples, "scripted": scripted, "by_temperature": {}}
+    for temperature in args.temperature:
+        t0 = time.perf_counter()
+        sampled = sample(model_dir, env, temperature, args.n, args.samples, args.batch, args.max_completion)
+        summary = summarise(module, sampled, args.gamma)
+        summary["sampling_s"] = time.perf_counter() - t0
+        results["by_temperature"][str(temperature)] = summary
+        print_table(summary, scripted, temperature)
+    if info:
+        print(f"\nbuild: {info.get('build_seconds')} s wall, {info.get('build_cpu_seconds')} s CPU, "
+              f"{info.get('parameters'):,} parameters, final warm-start loss {info['sft_loss'][-1]:.4f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

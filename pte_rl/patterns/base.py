@@ -1,0 +1,117 @@
+"""The pieces every pattern detector shares: the pattern names, the knobs, the flag, turn texts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pte_rl.trajectory import Trajectory
+
+PATTERNS = (
+    "confirmatory",
+    "tool_mixing",
+    "lack_of_tool_priors",
+    "format_collapse",
+    "repeated_calls",
+    "overlong_responses",
+    "front_loading",
+)
+DEFAULT_TOOLSETS: dict[str, str] = {
+    "search": "web",
+    "visit": "web",
+    "web_search": "web",
+    "browse": "web",
+    "fetch": "web",
+    "python": "compute",
+    "calculator": "compute",
+    "code_interpreter": "compute",
+}
+DEFAULT_COMPUTE_TOOLS = ("python", "calculator", "code_interpreter")
+FORMAT_KINDS = frozenset({"bad_json", "unknown_tool", "bad_arguments", "code_block", "plain_text_call"})
+PYTHON_FENCE_LANGUAGES = ("python", "py", "python3", "py3", "ipython")
+
+
+@dataclass(frozen=True, slots=True)
+class PatternConfig:
+    """The detectors' knobs."""
+
+    compute_tools: tuple[str, ...] = DEFAULT_COMPUTE_TOOLS
+    """Tools whose first call makes a prior statement of the answer *confirmatory*."""
+    toolsets: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TOOLSETS))
+    """Tool name -> toolset name; unlisted tools are each a set of their own."""
+    overlong_tokens: int = 2048
+    """A tool response over this many tokens is overlong."""
+    front_loading_share: float = 0.8
+    """Flag front-loading above this share of decode tokens before (and in) the first call's turn."""
+    front_loading_min_tokens: int = 128
+    """... when at least this many tokens were decoded by then."""
+    enabled: tuple[str, ...] = PATTERNS
+    """The patterns to detect (and that define *pattern-free*)."""
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.enabled if p not in PATTERNS]
+        if unknown:
+            raise ValueError(f"enabled: unknown pattern(s) {unknown}; expected some of {PATTERNS}")
+        if self.overlong_tokens < 0 or self.front_loading_min_tokens < 0:
+            raise ValueError("overlong_tokens and front_loading_min_tokens: expected non-negative integers")
+        if not 0.0 <= self.front_loading_share <= 1.0:
+            raise ValueError(
+                f"front_loading_share: expected a share in [0, 1], got {self.front_loading_share!r}"
+            )
+
+
+DEFAULT_CONFIG = PatternConfig()
+"""The defaults, shared (do not mutate its ``toolsets``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """One finding: the pattern, the turn it points at (None: the whole trajectory), the evidence."""
+
+    pattern: str
+    turn: int | None
+    evidence: str
+    kind: str = ""  # a finer cause: the event kind, "ground truth" / "final answer", ...
+    value: float | None = None  # a measure when there is one: the share, the response tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pattern": self.pattern,
+            "turn": self.turn,
+            "kind": self.kind,
+            "evidence": self.evidence,
+            "value": self.value,
+        }
+
+
+def snippet(text: str, start: int, end: int, margin: int = 40) -> str:
+    left, right = max(0, start - margin), min(len(text), end + margin)
+    return (
+        ("..." if left else "") + text[left:right].replace("\n", " ") + ("..." if right < len(text) else "")
+    )
+
+
+def turn_texts(trajectory: Trajectory) -> list[str]:
+    """Each assistant message's reasoning (``reasoning_content``, if logged apart) + content, per turn."""
+    if not trajectory.messages:
+        return ["" for _ in trajectory.turns]
+    texts = []
+    for message, content in zip(
+        [m for m in trajectory.messages if m.get("role") == "assistant"],
+        trajectory.assistant_texts(),
+        strict=False,
+    ):
+        reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+        texts.append((reasoning + "\n" if isinstance(reasoning, str) and reasoning else "") + content)
+    return texts + ["" for _ in range(len(trajectory.turns) - len(texts))]
+
+
+def unique_flags(flags: list[Flag]) -> list[Flag]:
+    """One flag per (pattern, turn, kind): an event and the text that caused it are one finding."""
+    seen, out = set(), []
+    for flag in flags:
+        if (flag.pattern, flag.turn, flag.kind) not in seen:
+            seen.add((flag.pattern, flag.turn, flag.kind))
+            out.append(flag)
+    return out

@@ -1,0 +1,408 @@
+"""The embedded tiny policy: a tokenizer, a small Qwen2 model and a warm start, built offline.
+
+``build_tiny_policy(TinyConfig())`` returns a directory that ``AutoModelForCausalLM.from_pretrained``
+and ``AutoTokenizer.from_pretrained`` load, built deterministically from ``TinyConfig.seed``:
+
+1. scripted chats from the environment module's ``scripted_trajectories(seed, n, mix=...)`` (for
+   ``arith``: direct answers, one well-chosen call, confirmatory calls, repeated calls, verbose tool
+   output, mostly wasteful), rendered with TRL's exact ``qwen2_5_chat_template`` and the tool schemas
+   the rollout loop renders (:meth:`pte_rl.env.Environment.tool_schemas`);
+2. a byte-level BPE tokenizer trained on that text with Qwen2's pre-tokenizer, so every digit is
+   its own token (arithmetic stays learnable), and the chat/tool special tokens;
+3. a ``Qwen2ForCausalLM`` of ~0.3M parameters with tied embeddings;
+4. a supervised warm start on the chats: next-token cross-entropy on the whole rendered text
+   (``loss="all"``; copying numbers out of tool responses is learned much faster when the
+   responses are in the loss) or on the assistant tokens only (``loss="assistant"``),
+   AdamW with linear warm-up then cosine decay to 10%.
+
+Builds are cached under ``$PTE_RL_CACHE`` (default ``~/.cache/pte_rl``) as ``tiny-<hash>``, where the
+hash covers every setting, the environment file's text and :data:`BUILD_VERSION`; a build is written
+to a temporary directory and renamed into place, so a cache entry is complete or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+BUILD_VERSION = 1
+CACHE_VARIABLE = "PTE_RL_CACHE"
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+TOOL_TOKENS = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
+# Qwen2's pre-tokenizer split: \p{N} alone, so each digit is one token.
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+BUILD_INFO = "tiny_build.json"
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    """Everything that determines a tiny-policy build (all of it goes into the cache key)."""
+
+    env: str = "arith"
+    """Environment name or path; its module must define ``scripted_trajectories``."""
+    env_options: dict = field(default_factory=dict)
+    """Keyword options for the environment's ``load_environment`` and ``scripted_trajectories``."""
+    seed: int = 0
+    """Seeds the scripted data, the initial weights and the batch order."""
+    mix: dict | None = None
+    """Behaviour mixture of the scripted chats (None: the environment's default)."""
+    vocab_size: int = 1024
+    """BPE vocabulary including the 256 byte symbols and the special tokens."""
+    tokenizer_examples: int = 600
+    """Scripted chats the tokenizer is trained on."""
+    hidden_size: int = 64
+    num_layers: int = 3
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 256
+    max_position_embeddings: int = 2048
+    sft_examples: int = 4000
+    """Scripted chats in the warm-start set."""
+    sft_steps: int = 300
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    loss: str = "all"
+    """``all``: loss on every token of the rendered chat; ``assistant``: on assistant turns only."""
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("all", "assistant"):
+            raise ValueError(f"TinyConfig.loss: expected 'all' or 'assistant', got {self.loss!r}")
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
+                     "sft_examples", "batch_size", "tokenizer_examples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TinyConfig.{name}: expected a positive integer, got {getattr(self, name)!r}")
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"TinyConfig: hidden_size ({self.hidden_size}) must divide by num_heads ({self.num_heads}) "
+                f"and num_heads by num_kv_heads ({self.num_kv_heads})"
+            )
+        if self.vocab_size < 256 + len(SPECIAL_TOKENS) + len(TOOL_TOKENS):
+            raise ValueError(f"TinyConfig.vocab_size: expected at least 263 (bytes + special tokens), got {self.vocab_size}")
+
+
+# ---------------------------------------------------------------- cache
+
+
+def cache_root() -> Path:
+    """``$PTE_RL_CACHE``, else ``~/.cache/pte_rl``."""
+    configured = os.environ.get(CACHE_VARIABLE)
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "pte_rl"
+
+
+def settings_hash(config: TinyConfig) -> str:
+    """A 12-hex-digit key over the settings, the environment file's text and the build version."""
+    from pte_rl.env import resolve_environment
+
+    env_text = resolve_environment(config.env).read_bytes()
+    payload = json.dumps({"config": asdict(config), "version": BUILD_VERSION}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode() + hashlib.sha256(env_text).digest()).hexdigest()[:12]
+
+
+def tiny_policy_path(config: TinyConfig | None = None) -> Path:
+    """Where the build of ``config`` lives in the cache (whether it exists or not)."""
+    config = config or TinyConfig()
+    return cache_root() / f"tiny-{settings_hash(config)}"
+
+
+def is_built(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    return (path / BUILD_INFO).is_file() and (path / "config.json").is_file()
+
+
+# ---------------------------------------------------------------- data
+
+
+def environment_module(name_or_path: str) -> Any:
+    """The environment's module (for ``scripted_trajectories``), imported from its file."""
+    from pte_rl.env import resolve_environment
+
+    path = resolve_environment(name_or_path)
+    module_name = f"_pte_rl_tiny_env_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path}: cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "scripted_trajectories", None)):
+        del sys.modules[module_name]
+        raise ValueError(f"{path}: the tiny policy needs scripted_trajectories(seed, n, mix=...) in the environment")
+    return module
+
+
+def renderable(messages: list[dict]) -> list[dict]:
+    """Chat-template input: tool-call arguments as objects (OpenAI logs hold JSON strings)."""
+    out = []
+    for message in messages:
+        if message.get("tool_calls"):
+            calls = []
+            for call in message["tool_calls"]:
+                function = dict(call.get("function", call))
+                if isinstance(function.get("arguments"), str):
+                    function["arguments"] = json.loads(function["arguments"])
+                calls.append({**call, "function": function})
+            message = {**message, "tool_calls": calls}
+        out.append(message)
+    return out
+
+
+def scripted_texts(config: TinyConfig, n: int, seed: int, tool_schemas: list[dict], tokenizer: Any,
+                   spans: bool = False) -> list[dict]:
+    """Scripted chats rendered to text (with the character spans of their assistant turns if ``spans``)."""
+    module = environment_module(config.env)
+    kwargs = {k: v for k, v in config.env_options.items() if k in _parameters(module.scripted_trajectories)}
+    records = module.scripted_trajectories(seed, n, mix=config.mix, **kwargs)
+    out = []
+    for record in records:
+        messages = renderable(record["messages"])
+        text = tokenizer.apply_chat_template(messages, tools=tool_schemas, tokenize=False)
+        assistant_spans = []
+        for index, message in enumerate(messages):
+            if not spans or message["role"] != "assistant":
+                continue
+            before = tokenizer.apply_chat_template(messages[:index], tools=tool_schemas, tokenize=False,
+                                                   add_generation_prompt=True)
+            upto = tokenizer.apply_chat_template(messages[: index + 1], tools=tool_schemas, tokenize=False)
+            assistant_spans.append((len(before), len(upto)))
+        out.append({"text": text, "assistant_spans": assistant_spans, "behaviour": record.get("behaviour")})
+    return out
+
+
+def _parameters(fn: Callable) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(fn).parameters)
+
+
+# ---------------------------------------------------------------- tokenizer and model
+
+
+def _template_tokenizer(tokenizer_object: Any) -> Any:
+    from transformers import PreTrainedTokenizerFast
+    from trl.chat_template_utils import qwen2_5_chat_template
+
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer_object, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        additional_special_tokens=[], clean_up_tokenization_spaces=False, model_max_length=2048,
+    )
+    tokenizer.chat_template = qwen2_5_chat_template
+    return tokenizer
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    """A byte-level BPE with Qwen2's digit-splitting pre-tokenizer, wrapped with the chat template."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in TOOL_TOKENS])
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS) + list(TOOL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    return _template_tokenizer(tokenizer)
+
+
+def make_model(config: TinyConfig, tokenizer: Any) -> Any:
+    """A freshly initialised Qwen2ForCausalLM sized by ``config`` (seeded by the caller)."""
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    model_config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
+        num_key_value_heads=config.num_kv_heads, max_position_embeddings=config.max_position_embeddings,
+        tie_word_embeddings=True, bos_token_id=None, eos_token_id=eos, pad_token_id=pad, use_cache=True,
+    )
+    model = Qwen2ForCausalLM(model_config)
+    model.generation_config = GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad, do_sample=True,
+                                               temperature=1.0, top_p=1.0, top_k=0)
+    return model
+
+
+# ---------------------------------------------------------------- the warm start
+
+
+def encode(examples: list[dict], tokenizer: Any, loss: str) -> list[tuple[list[int], list[int]]]:
+    """(input ids, loss mask) per example; the mask covers every token or the assistant spans."""
+    encoded = []
+    for example in examples:
+        batch = tokenizer(example["text"], add_special_tokens=False, return_offsets_mapping=True)
+        ids = batch["input_ids"]
+        if loss == "all":
+            mask = [1] * len(ids)
+        else:
+            spans = example["assistant_spans"]
+            mask = [int(any(a <= start < b for a, b in spans)) for start, _ in batch["offset_mapping"]]
+        encoded.append((ids, mask))
+    return encoded
+
+
+def supervised_warm_start(model: Any, data: list[tuple[list[int], list[int]]], config: TinyConfig,
+                          log: Callable[[str], None]) -> list[float]:
+    """Next-token cross-entropy over length-bucketed batches; returns the loss every 10 steps."""
+    import torch
+
+    pad = model.config.pad_token_id
+    generator = torch.Generator().manual_seed(config.seed)
+    order = sorted(range(len(data)), key=lambda i: len(data[i][0]))
+    batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=config.learning_rate, betas=(0.9, 0.98), eps=1e-8)
+
+    def rate(step: int) -> float:  # linear warm-up, cosine decay to 10%
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(1, config.sft_steps - config.warmup_steps)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    model.train()
+    losses, running, queue = [], [], []
+    start = time.perf_counter()
+    for step in range(config.sft_steps):
+        if not queue:
+            queue = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        rows = [data[i] for i in queue.pop()]
+        width = max(len(ids) for ids, _ in rows)
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, (ids, mask) in enumerate(rows):
+            input_ids[r, : len(ids)] = torch.tensor(ids)
+            attention[r, : len(ids)] = 1
+            labels[r, : len(ids)] = torch.tensor([t if m else -100 for t, m in zip(ids, mask)])
+        out = model(input_ids=input_ids, attention_mask=attention, labels=labels)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        running.append(out.loss.item())
+        if (step + 1) % 10 == 0 or step + 1 == config.sft_steps:
+            losses.append(sum(running) / len(running))
+            running = []
+            elapsed = time.perf_counter() - start
+            log(f"warm start step {step + 1}/{config.sft_steps}: loss {losses[-1]:.4f} ({elapsed:.0f} s)")
+    model.eval()
+    return losses
+
+
+# ---------------------------------------------------------------- the build
+
+
+def build_tiny_policy(
+    config: TinyConfig | None = None,
+    out: str | os.PathLike | None = None,
+    *,
+    force: bool = False,
+    threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Build (or reuse) the tiny policy and return its directory.
+
+    ``out`` defaults to :func:`tiny_policy_path`. An existing complete build there is reused unless
+    ``force``; with ``out`` given, it is reused only when its recorded settings hash matches.
+    ``threads`` sets torch's intra-op threads for the build (default: all cores, at most 8).
+    """
+    import torch
+
+    config = config or TinyConfig()
+    key = settings_hash(config)
+    target = Path(out) if out is not None else cache_root() / f"tiny-{key}"
+    if is_built(target) and not force:
+        recorded = json.loads((target / BUILD_INFO).read_text()).get("settings_hash")
+        if recorded == key:
+            log(f"tiny policy: reusing {target}")
+            return target
+        raise FileExistsError(f"{target}: holds a tiny policy built with other settings ({recorded}); pass force")
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or max(1, min(8, os.cpu_count() or 1)))
+    try:
+        return _build(config, key, target, log)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _build(config: TinyConfig, key: str, target: Path, log: Callable[[str], None]) -> Path:
+    import torch
+    from tokenizers import Tokenizer
+
+    from pte_rl.env import load_environment
+
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    env_kwargs = {k: v for k, v in config.env_options.items()
+                  if k in _parameters(environment_module(config.env).load_environment)}
+    schemas = load_environment(config.env, **env_kwargs).tool_schemas()
+    # A template-only tokenizer renders text before the real one exists.
+    renderer = _template_tokenizer(Tokenizer.from_str(_EMPTY_BPE))
+    corpus = scripted_texts(config, config.tokenizer_examples, config.seed + 1, schemas, renderer)
+    tokenizer = train_tokenizer([c["text"] for c in corpus], config.vocab_size)
+    examples = scripted_texts(config, config.sft_examples, config.seed, schemas, tokenizer,
+                              spans=config.loss == "assistant")
+    data = encode(examples, tokenizer, config.loss)
+    log(f"tiny policy: {len(tokenizer)} tokens, {len(data)} chats, "
+        f"{sum(len(ids) for ids, _ in data) / len(data):.0f} tokens per chat ({time.perf_counter() - started:.0f} s)")
+    torch.manual_seed(config.seed)
+    model = make_model(config, tokenizer)
+    parameters = sum(p.numel() for p in model.parameters())
+    log(f"tiny policy: Qwen2ForCausalLM with {parameters:,} parameters")
+    losses = supervised_warm_start(model, data, config, log)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        info = {
+            "settings_hash": key, "build_version": BUILD_VERSION, "config": asdict(config),
+            "parameters": parameters, "vocab_size": len(tokenizer), "sft_loss": losses,
+            "build_seconds": round(time.perf_counter() - started, 1),
+            "build_cpu_seconds": round(time.process_time() - cpu_started, 1),
+            "torch_threads": torch.get_num_threads(),
+        }
+        (staging / BUILD_INFO).write_text(json.dumps(info, indent=2, default=str))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log(f"tiny policy: built {target} in {info['build_seconds']} s (final loss {losses[-1]:.4f})")
+    return target
+
+
+_EMPTY_BPE = json.dumps({
+    "version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+    "pre_tokenizer": None, "post_processor": None, "decoder": None,
+    "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+              "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "vocab": {}, "merges": []},
+})

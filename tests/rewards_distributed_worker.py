@@ -1,0 +1,103 @@
+"""One rank of the 2-process group test (run by tests/test_rewards_distributed.py, not by pytest itself).
+
+    accelerate launch --multi_gpu --num_processes 2 tests/rewards_distributed_worker.py OUT_DIR
+
+Each rank holds half of the batch from :func:`batch` (rank r: samples [4r, 4r + 4)), so group "a"
+(samples 0-5) is split across the ranks. Every reward function is called on the local half, as TRL
+does; the rank writes its rewards and logged metrics to OUT_DIR/rank<r>.json. The launcher sets
+RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT; on a machine without GPUs the backend is gloo.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from pte_rl.rewards import (
+    correctness_reward,
+    cost_penalty,
+    kimi_length_reward,
+    normalized_cost,
+    otc_tool_reward,
+    pte_reward,
+)
+from pte_rl.rewards.distributed import gather_samples, world
+from pte_rl.trajectory import ToolCall, Trajectory, Turn
+
+GAMMA = 0.01
+# (context, decode, calls, correct, task): group a has six rollouts, group b two
+ROWS = [
+    (100, 20, 1, True, "a"),
+    (100, 40, 2, True, "a"),
+    (300, 10, 0, False, "a"),
+    (100, 80, 3, True, "a"),
+    (500, 60, 4, True, "a"),
+    (100, 5, 1, False, "a"),
+    (50, 10, 0, True, "b"),
+    (50, 30, 2, True, "b"),
+]
+
+
+def reward_functions():
+    return {
+        "correctness": correctness_reward(),
+        "pte_minmax": pte_reward(GAMMA),
+        "pte_rank": pte_reward(GAMMA, method="group_rank"),
+        "pte_zscore_all": pte_reward(GAMMA, method="group_zscore", gate="all"),
+        "pte_ema": pte_reward(GAMMA, method="log_budget", budget="ema", cap=4.0),
+        "tokens_minmax": cost_penalty("generated_tokens"),
+        "kimi": kimi_length_reward(),
+        "otc": otc_tool_reward(),
+    }
+
+
+def batch(indices: range | list[int]) -> dict:
+    rows = [ROWS[i] for i in indices]
+    records = [
+        Trajectory([Turn(c, d, tool_calls=[ToolCall("python")] * k)], task_id=t, correct=ok).to_dict()
+        for c, d, k, ok, t in rows
+    ]
+    return {
+        "prompts": [[{"role": "user", "content": t}] for *_, t in rows],
+        "completions": [[{"role": "assistant", "content": "x"}] for _ in rows],
+        "completion_ids": [[0] * d for _, d, *_ in rows],
+        "trajectory": records,
+        "task_id": [t for *_, t in rows],
+    }
+
+
+def run(indices, out: dict) -> None:
+    """Call every reward function twice on ``indices`` (the EMA reference carries over)."""
+    functions = reward_functions()
+    for step in range(2):
+        for name, func in functions.items():
+            metrics: dict[str, list[float]] = defaultdict(list)
+            rewards = func(**batch(indices), log_metric=lambda key, value, m=metrics: m[key].append(value))
+            out[f"{name}/{step}"] = {"rewards": rewards, "metrics": dict(metrics)}
+
+
+def main() -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    rank, size = world()
+    assert size == 2, size
+    local = list(range(4 * rank, 4 * rank + 4))
+    out: dict = {"rank": rank, "world_size": size, "backend": dist.get_backend()}
+    run(local, out)
+    # the bare helper: gather (cost, correct, group) rows, normalise the whole batch, keep the local slice
+    rows = [(ROWS[i][0] + ROWS[i][1], ROWS[i][3], ROWS[i][4]) for i in local]
+    merged, offset = gather_samples(rows)
+    costs, correct, groups = zip(*merged)
+    out["normalized_cost"] = normalized_cost(costs, correct, groups, "group_success_minmax")[
+        offset : offset + 4
+    ]
+    Path(sys.argv[1], f"rank{rank}.json").write_text(json.dumps(out))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,372 @@
+"""pte_rl.metrics / pte_rl.logging: batch metrics by hand, sample tables, W&B offline without a key,
+metrics.jsonl (and its truncation on resume), plots."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import types
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pte_rl.cost import CostModel
+from pte_rl.logging import (
+    MetricsRecorder,
+    batch_metrics,
+    has_wandb_credentials,
+    init_wandb_env,
+    sample_table,
+    truncate_after,
+    wants_wandb,
+)
+from pte_rl.metrics import table_rows
+from pte_rl.trajectory import ToolCall, Trajectory, Turn
+
+MODEL = CostModel(gamma=0.01)
+
+
+def batch() -> list[Trajectory]:
+    """PTE (gamma 0.01, evict, paper) worked by hand, turn by turn: prefill C_i + decode 0.01*C_i*D_i.
+
+    A: (100 + 10) + (130 + 6.5) = 246.5   correct      1 python call       generated 15, total 245
+    B: (100 + 20)               = 120     correct      no call             generated 20, total 120
+    C: (100 + 10) + (200 + 20) + (300 + 90) = 720   incorrect   python x2, search x1   generated 50, total 650
+    D: (50 + 0)                 = 50      ungraded     no call             generated 0, total 50
+    """
+    return [
+        Trajectory([Turn(100, 10, tool_calls=[ToolCall("python")]), Turn(130, 5)], id="A", correct=True),
+        Trajectory([Turn(100, 20)], id="B", correct=True),
+        Trajectory([Turn(100, 10, tool_calls=[ToolCall("python"), ToolCall("search")]),
+                    Turn(200, 10, tool_calls=[ToolCall("python")]), Turn(300, 30)], id="C", correct=False),
+        Trajectory([Turn(50, 0)], id="D", correct=None),
+    ]
+
+
+@pytest.fixture
+def no_patterns(monkeypatch):
+    """Batch metrics without pattern keys, whether or not pte_rl.patterns exists yet."""
+    fake = types.ModuleType("pte_rl.patterns")
+    fake.pattern_rates = lambda trajectories, gamma, **kw: {}
+    monkeypatch.setitem(sys.modules, "pte_rl.patterns", fake)
+
+
+def test_batch_metrics_by_hand(no_patterns):
+    m = batch_metrics(batch(), MODEL)
+    expected = {
+        "pte/mean": (246.5 + 120 + 720 + 50) / 4,
+        "pte/median": (120 + 246.5) / 2,
+        "pte/p90": 246.5 + 0.7 * (720 - 246.5),  # sorted [50, 120, 246.5, 720], position 0.9 * 3 = 2.7
+        "pte/prefill_share": (230 + 100 + 600 + 50) / 1136.5,
+        "pte/decode_share": (16.5 + 20 + 120 + 0) / 1136.5,
+        "pte/correct_mean": (246.5 + 120) / 2,
+        "pte/incorrect_mean": 720.0,
+        "accuracy": 2 / 3,  # D is ungraded: out of the denominator
+        "tokens/generated_mean": (15 + 20 + 50 + 0) / 4,
+        "tokens/total_mean": (245 + 120 + 650 + 50) / 4,
+        "tools/calls_per_trajectory": 4 / 4,
+        "tools/calls/python": 3 / 4,
+        "tools/calls/search": 1 / 4,
+        "turns/mean": 7 / 4,
+    }
+    assert m.keys() == expected.keys()
+    for key, value in expected.items():
+        assert m[key] == pytest.approx(value, rel=1e-12), key
+    # The records the rollout hands TRL (Trajectory.to_dict()) give the same numbers.
+    assert batch_metrics([t.to_dict() for t in batch()], MODEL) == m
+
+
+def test_batch_metrics_leaves_undefined_keys_out(no_patterns):
+    wrong = [t for t in batch() if t.correct is False]
+    m = batch_metrics(wrong, MODEL)
+    assert "pte/correct_mean" not in m and m["accuracy"] == 0.0 and m["pte/incorrect_mean"] == 720.0
+    ungraded = batch_metrics([batch()[3]], MODEL)
+    assert not {"accuracy", "pte/correct_mean", "pte/incorrect_mean"} & ungraded.keys()
+    assert "tools/calls/python" not in ungraded and ungraded["tools/calls_per_trajectory"] == 0.0
+    free = batch_metrics([Trajectory([Turn(0, 0)], correct=True)], MODEL)  # PTE 0: shares undefined
+    assert "pte/prefill_share" not in free and free["pte/mean"] == 0.0
+    assert batch_metrics([], MODEL) == {}
+
+
+def test_batch_metrics_adds_pattern_rates(monkeypatch):
+    seen = {}
+
+    def pattern_rates(trajectories, gamma, **options):
+        seen.update(n=len(trajectories), gamma=gamma, options=options)
+        return {"patterns/confirmatory_rate": 0.25, "patterns/confirmatory_cost_multiplier": 2.0,
+                "patterns/tool_mixing_rate": 0.0, "patterns/tool_mixing_cost_multiplier": float("nan")}
+
+    fake = types.ModuleType("pte_rl.patterns")
+    fake.pattern_rates = pattern_rates
+    monkeypatch.setitem(sys.modules, "pte_rl.patterns", fake)
+    m = batch_metrics(batch(), MODEL, toolsets={"web": ["search"]})
+    assert seen == {"n": 4, "gamma": 0.01, "options": {"toolsets": {"web": ["search"]}}}
+    assert m["patterns/confirmatory_rate"] == 0.25 and m["patterns/confirmatory_cost_multiplier"] == 2.0
+    assert m["patterns/tool_mixing_rate"] == 0.0
+    assert "patterns/tool_mixing_cost_multiplier" not in m  # NaN (no flagged trajectory): left out
+
+
+def test_sample_table_spreads_over_pte_and_breaks_turns_down():
+    rows = sample_table(batch(), MODEL, 2)
+    assert [r["id"] for r in rows] == ["D", "C"]  # the cheapest and the dearest
+    dear = rows[1]
+    assert (dear["pte"], dear["prefill_pte"], dear["decode_pte"]) == (720.0, 600.0, 120.0)
+    assert [(t["prefill_pte"], t["decode_pte"]) for t in dear["turns"]] == [(100, 10), (200, 20), (300, 90)]
+    assert [t["tool_calls"] for t in dear["turns"]] == [["python", "search"], ["python"], []]
+    assert dear["correct"] is False and dear["tool_calls"] == 3 and dear["generated_tokens"] == 50
+    # PTE order D(50) B(120) A(246.5) C(720); k=3 keeps ranks round(0), round(1.5), round(3) = 0, 2, 3.
+    assert [r["id"] for r in sample_table(batch(), MODEL, 3)] == ["D", "A", "C"]
+    assert [r["id"] for r in sample_table(batch(), MODEL, 10)] == ["D", "B", "A", "C"]
+    assert sample_table(batch(), MODEL, 0) == []
+    flat = table_rows(7, rows)
+    assert len(flat) == 1 + 3 and flat[1][:7] == [7, 1, "C", None, False, 720.0, 0]
+
+
+# --- W&B ----------------------------------------------------------------------------------------------
+
+
+def test_wants_wandb():
+    assert wants_wandb("wandb") and wants_wandb(["tensorboard", "wandb"]) and wants_wandb("all")
+    assert not wants_wandb("none") and not wants_wandb(["none"]) and not wants_wandb(None)
+    assert not wants_wandb([]) and not wants_wandb(["tensorboard"])
+
+
+@pytest.fixture
+def clean_wandb_env(monkeypatch, tmp_path):
+    for key in [k for k in os.environ if k.startswith("WANDB_")] + ["NETRC"]:
+        monkeypatch.delenv(key, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def test_init_wandb_env_goes_offline_without_a_key(clean_wandb_env, tmp_path):
+    assert init_wandb_env("none", tmp_path / "run") == "off"
+    assert "WANDB_MODE" not in os.environ and "WANDB_DIR" not in os.environ
+    assert init_wandb_env(["wandb"], tmp_path / "run") == "offline"
+    assert os.environ["WANDB_MODE"] == "offline"
+    assert os.environ["WANDB_DIR"] == str((tmp_path / "run").resolve())
+
+
+def test_init_wandb_env_keeps_keys_and_user_modes(clean_wandb_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    assert has_wandb_credentials() and init_wandb_env("wandb", tmp_path) == "online"
+    assert "WANDB_MODE" not in os.environ
+    monkeypatch.delenv("WANDB_API_KEY")
+    netrc_file = clean_wandb_env / ".netrc"
+    netrc_file.write_text("machine api.wandb.ai\n  login user\n  password " + "p" * 40 + "\n")
+    netrc_file.chmod(0o600)
+    assert has_wandb_credentials() and init_wandb_env("wandb", tmp_path) == "online"
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")  # the key is for another host
+    assert not has_wandb_credentials()
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert init_wandb_env("wandb", tmp_path) == "disabled" and os.environ["WANDB_MODE"] == "disabled"
+
+
+WANDB_SCRIPT = """
+import sys
+from pte_rl.logging import init_wandb_env
+mode = init_wandb_env(["wandb"], sys.argv[1])
+import wandb
+run = wandb.init(name="no-key")
+for step in range(3):
+    run.log({"pte/mean": 100.0 - step, "train/global_step": step})
+run.finish()
+print("MODE", mode)
+"""
+
+
+def test_wandb_without_a_key_logs_offline_in_the_output_dir(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "NETRC"}
+    env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-c", WANDB_SCRIPT, str(out)], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MODE offline" in result.stdout
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, sorted(p.name for p in (out / "wandb").iterdir())
+    assert list(runs[0].glob("*.wandb")), "no offline run file"
+    assert not (tmp_path / "wandb").exists()  # nothing left in the working directory
+
+
+# --- the recorder / callback ----------------------------------------------------------------------------
+
+
+def state(step: int, main: bool = True) -> SimpleNamespace:
+    return SimpleNamespace(global_step=step, is_world_process_zero=main)
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", f"{path} is not a PNG"
+    assert data.endswith(b"IEND\xaeB`\x82"), f"{path} is truncated"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_recorder_writes_metrics_samples_and_plots(tmp_path, no_patterns):
+    recorder = MetricsRecorder(tmp_path, cost_model=MODEL, samples_per_log=2)
+    recorder.on_train_begin(None, state(0), None)
+    recorder.on_rollout_batch(batch())          # no trainer: queued for the next log line
+    recorder.on_rollout_batch(batch()[:2])
+    recorder.on_log(None, state(1), None, logs={"reward": 0.5, "loss": float("nan")})
+    recorder.on_rollout_batch(batch()[2:])
+    recorder.on_log(None, state(2), None, logs={"reward": 0.75})
+    lines = read_lines(tmp_path / "metrics.jsonl")
+    assert [line["step"] for line in lines] == [1, 2]
+    assert lines[0]["reward"] == 0.5 and lines[0]["loss"] is None  # NaN is not valid JSON
+    # Two batches before the first log: their means, key by key.
+    assert lines[0]["pte/mean"] == pytest.approx((284.125 + (246.5 + 120) / 2) / 2)
+    assert lines[0]["accuracy"] == pytest.approx((2 / 3 + 1.0) / 2)
+    assert lines[1]["pte/mean"] == pytest.approx(385.0) and lines[1]["accuracy"] == 0.0
+    samples = read_lines(tmp_path / "samples.jsonl")
+    assert [(s["step"], s["id"]) for s in samples] == [(1, "B"), (1, "A"), (2, "D"), (2, "C")]
+    recorder.on_save(None, state(2), None)
+    written = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert written == ["accuracy.png", "pte.png", "pte_share.png", "reward.png", "tokens.png", "tools.png"]
+    for name in written:
+        width, height = png_size(tmp_path / "plots" / name)
+        assert width > 100 and height > 100
+
+
+def test_recorder_hands_metrics_to_the_trainer(tmp_path, no_patterns):
+    logged: list[tuple[str, float]] = []
+    trainer = SimpleNamespace(_log_metric=lambda name, value: logged.append((name, value)))
+    recorder = MetricsRecorder(tmp_path, cost_model=MODEL)
+    metrics = recorder.on_rollout_batch([t.to_dict() for t in batch()], trainer)
+    assert dict(logged) == metrics and metrics["pte/mean"] == pytest.approx(284.125)
+    recorder.on_log(None, state(1), None, logs={"pte/mean": 284.125})
+    assert read_lines(tmp_path / "metrics.jsonl") == [{"step": 1, "pte/mean": 284.125}]  # not added twice
+
+
+def test_only_the_main_process_writes(tmp_path, no_patterns):
+    recorder = MetricsRecorder(tmp_path, cost_model=MODEL)
+    recorder.on_train_begin(None, state(0, main=False), None)
+    recorder.on_rollout_batch(batch())
+    recorder.on_log(None, state(1, main=False), None, logs={"reward": 1.0})
+    recorder.on_save(None, state(1, main=False), None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_drops_lines_after_the_checkpoint(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(json.dumps({"step": s, "reward": s / 10}) + "\n" for s in range(1, 6))
+                       + '{"step": 6, "rew')  # a line cut by the kill
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps({"step": s, "id": str(s)}) + "\n" for s in (2, 4)))
+    recorder = MetricsRecorder(tmp_path, cost_model=MODEL)
+    recorder.on_train_begin(None, state(3), None)  # resumed from checkpoint-3
+    assert [line["step"] for line in read_lines(metrics)] == [1, 2, 3]
+    assert [line["step"] for line in read_lines(tmp_path / "samples.jsonl")] == [2]
+    recorder.on_log(None, state(4), None, logs={"reward": 0.9})
+    assert [(line["step"], line["reward"]) for line in read_lines(metrics)][-2:] == [(3, 0.3), (4, 0.9)]
+    assert truncate_after(metrics, 10) == 0  # nothing to drop: the file is left alone
+
+
+def test_pattern_plots_and_eval_keys(tmp_path):
+    records = [{"step": s, "patterns/confirmatory_rate": 0.5 / s, "patterns/confirmatory_cost_multiplier": 2.0,
+                "eval_pte/mean": 3.0, "note": "text"} for s in (1, 2, 3)]
+    from pte_rl.plots import training_plots
+
+    written = training_plots(records, tmp_path / "plots")
+    assert [p.name for p in written] == ["patterns.png"]
+    png_size(written[0])
+    assert not list((tmp_path / "plots").glob(".*.tmp"))
+
+
+def test_local_metrics_callback_is_a_trainer_callback(tmp_path, no_patterns):
+    from transformers.trainer_callback import CallbackHandler, TrainerCallback, TrainerControl, TrainerState
+
+    from pte_rl.logging import LocalMetricsCallback
+
+    assert issubclass(LocalMetricsCallback, TrainerCallback)
+    callback = LocalMetricsCallback(tmp_path, cost_model=MODEL)
+    handler = CallbackHandler([callback], model=None, processing_class=None, optimizer=None, lr_scheduler=None)
+    args = SimpleNamespace(output_dir=str(tmp_path))
+    train_state, control = TrainerState(), TrainerControl()
+    handler.on_train_begin(args, train_state, control)
+    callback.on_rollout_batch(batch())
+    train_state.global_step = 1
+    handler.on_log(args, train_state, control, {"reward": 0.25})
+    handler.on_train_end(args, train_state, control)
+    line = read_lines(tmp_path / "metrics.jsonl")[0]
+    assert line["step"] == 1 and line["reward"] == 0.25 and line["turns/mean"] == 1.75
+    assert (tmp_path / "plots" / "pte.png").is_file()
+
+
+TRAINER_SCRIPT = """
+import sys
+from pathlib import Path
+out, max_steps, resume = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "resume"
+from pte_rl.logging import init_wandb_env
+init_wandb_env(["wandb"], out)
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from pte_rl.cost import CostModel
+from pte_rl.logging import LocalMetricsCallback
+from pte_rl.trajectory import Trajectory, Turn
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Linear(2, 1)
+    def forward(self, x, y):
+        return {"loss": ((self.w(x).squeeze(-1) - y) ** 2).mean()}
+
+class Feeder(TrainerCallback):  # stands in for the rollout: one batch of trajectories per step
+    def __init__(self, recorder):
+        self.recorder = recorder
+    def on_step_end(self, args, state, control, **kwargs):
+        n = state.global_step
+        self.recorder.on_rollout_batch([Trajectory([Turn(100, 10 * n)], correct=True),
+                                        Trajectory([Turn(100, 10), Turn(200, 5)], correct=False)])
+
+torch.manual_seed(0)
+data = [{"x": torch.randn(2), "y": torch.randn(())} for _ in range(64)]
+recorder = LocalMetricsCallback(out, cost_model=CostModel(gamma=0.01))
+args = TrainingArguments(output_dir=str(out), max_steps=max_steps, logging_steps=1, save_steps=2,
+                         per_device_train_batch_size=4, report_to=["wandb"], use_cpu=True, run_name="tiny")
+trainer = Trainer(model=Tiny(), args=args, train_dataset=data, callbacks=[Feeder(recorder), recorder])
+trainer.train(resume_from_checkpoint=str(out / "checkpoint-2") if resume else None)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_trainer_run_without_a_key_logs_offline_and_resumes(tmp_path):
+    """A real transformers Trainer with report_to=wandb and no key: offline W&B run, metrics.jsonl, plots;
+    a resumed run rewrites the steps after its checkpoint instead of repeating them."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "NETRC"}
+    env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+
+    def train(out: Path, steps: int, resume: bool) -> None:
+        result = subprocess.run([sys.executable, "-c", TRAINER_SCRIPT, str(out), str(steps),
+                                 "resume" if resume else "fresh"], env=env, cwd=tmp_path, capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-4000:]
+
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    train(full, 4, False)
+    train(resumed, 4, False)
+    train(resumed, 4, True)  # as after a kill at step 2..4: checkpoint-2 is the restart point
+    full_lines, resumed_lines = read_lines(full / "metrics.jsonl"), read_lines(resumed / "metrics.jsonl")
+    assert [r["step"] for r in full_lines] == [1, 2, 3, 4, 4]  # 4 step logs + the end-of-training summary
+    assert [r["step"] for r in resumed_lines] == [r["step"] for r in full_lines]
+    # The rollout batch of step n: PTE (100 + 0.01*100*10n) and (100 + 10) + (200 + 10): mean (420 + 10n) / 2.
+    assert [r["pte/mean"] for r in full_lines[:4]] == pytest.approx([(420 + 10 * n) / 2 for n in (1, 2, 3, 4)])
+    assert len(list((full / "wandb").glob("offline-run-*"))) == 1
+    assert len(list((resumed / "wandb").glob("offline-run-*"))) == 2
+    for name in ("pte.png", "accuracy.png", "tokens.png"):
+        png_size(full / "plots" / name)
