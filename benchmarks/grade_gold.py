@@ -66,7 +66,7 @@ def gsm8k_number(answer: str) -> str:
 
 def suites(directory: Path, every: int = 1) -> dict[str, tuple[Checker, list[tuple[int, str, Any]]]]:
     """Suite name -> (checker, [(row index, completion, ground truth)]); every ``every``-th row."""
-    math_first = MathChecker(text_first=False, timeout_s=10)
+    math_first = MathChecker(text_first=False, timeout_s=60)
     number, qa = NumberChecker(), QAChecker()
     math500 = _rows(directory / "math500.jsonl")[::every]
     aime = {name: _rows(directory / f"{name}.jsonl")[::every] for name in ("aime24", "aime25")}
@@ -130,29 +130,31 @@ def negative_controls(
         if normalize_qa(simpleqa[i + 1][0]) not in {normalize_qa(a) for a in g}
     ]
     return {
-        "negative/math500": (MathChecker(timeout_s=10), pairs_math),
+        "negative/math500": (MathChecker(timeout_s=60), pairs_math),
         "negative/gsm8k": (NumberChecker(), pairs_gsm),
         "negative/simpleqa": (QAChecker(), pairs_qa),
     }
 
 
 def run_suite(checker: Checker, cases: list[tuple[int, str, Any]], expect: bool) -> dict:
-    """Grade ``cases``; a case whose verdict is not ``expect`` is listed with its cause."""
+    """Grade ``cases``; a case whose verdict is not ``expect`` is listed with its cause, and a case
+    that only equal text settled (math-verify unsure or of another opinion) under ``text_only``."""
     start = time.perf_counter()
-    listed, reasons = [], Counter()
+    listed, text_only, reasons = [], [], Counter()
     for index, completion, truth in cases:
         result = checker.grade(completion, truth)
         reasons[result.reason.split(":")[0].split(" (")[0] if result.correct else "rejected"] += 1
+        row = {
+            "row": index,
+            "gold": truth,
+            "extracted": result.extracted,
+            "method": result.method,
+            "reason": result.reason,
+        }
         if result.correct is not expect:
-            listed.append(
-                {
-                    "row": index,
-                    "gold": truth,
-                    "extracted": result.extracted,
-                    "method": result.method,
-                    "reason": result.reason,
-                }
-            )
+            listed.append(row)
+        elif "; math-verify:" in result.reason:
+            text_only.append(row)
     hits = len(cases) - len(listed)
     return {
         "checker": checker.name,
@@ -160,6 +162,7 @@ def run_suite(checker: Checker, cases: list[tuple[int, str, Any]], expect: bool)
         "as_expected": hits,
         "rate": hits / len(cases) if cases else None,
         "listed": listed,
+        "text_only": text_only,
         "decided_by": dict(reasons),
         "seconds": round(time.perf_counter() - start, 2),
     }
@@ -193,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     for name, row in report.items():
         print(f"{name}: decided by {row['decided_by']}")
+    for name, row in report.items():
+        for case in row["text_only"]:
+            print(f"settled by text only: {name} row {case['row']}: gold {case['gold']!r}: {case['reason']}")
     for name, row in report.items():
         for miss in row["listed"]:
             kind = "false positive" if name.startswith("negative/") else "miss"

@@ -45,9 +45,7 @@ def normalise_row(record: dict, where: str) -> tuple[str, str]:
     if not isinstance(question, str) or not question.strip():
         raise ValueError(f"{where}: field 'problem' (or 'question'): expected a non-empty string, got {question!r}")
     answer: Any = record.get("answer")
-    if isinstance(answer, bool):
-        raise ValueError(f"{where}: field 'answer': expected a string or a number, got {answer!r}")
-    if isinstance(answer, int | float):
+    if isinstance(answer, int | float) and not isinstance(answer, bool):
         answer = str(answer)
     if isinstance(answer, str) and "####" in answer:
         match = _GSM8K_FINAL.search(answer)

@@ -146,7 +146,13 @@ class TransformersBackend:
 
     def generate(self, prompts: list[list[int]], max_tokens: list[int], sampling: SamplingConfig) -> list[Generation]:
         import torch
-        from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+        from transformers import (
+            GenerationConfig,
+            LogitsProcessor,
+            LogitsProcessorList,
+            StoppingCriteria,
+            StoppingCriteriaList,
+        )
 
         if not prompts:
             return []

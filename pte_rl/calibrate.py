@@ -9,7 +9,9 @@ sequence, ``y = batch time / B`` (median, or minimum, over repeats), is fitted p
 with ``prefill_tokens = context_tokens`` (the paper's eviction). Dividing by B puts every level in
 the same unit, seconds per sequence, so that a level's weight read per decode step (or, on a CPU,
 its per-step dispatch cost), shared by the B sequences, shows up as ``c`` shrinking like 1/B.
-Timing noise is multiplicative, so the least squares are weighted by ``1 / y**2`` (relative errors).
+Timing noise is multiplicative, so the least squares are weighted by ``1 / y**2`` (relative errors),
+and a cost cannot be negative, so the coefficients are constrained to be >= 0 (non-negative least
+squares, solved exactly by trying every subset of free coefficients).
 The per-turn constant ``e`` is kept only when it is significant (``e > 2 * se(e)`` with at least
 two residual degrees of freedom left); otherwise the model is refitted without it.
 
@@ -27,6 +29,7 @@ datasheet gamma, device, date) goes beside it, in ``<profile dir>/calibrations/<
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -97,15 +100,34 @@ def _ratio_se(cov: np.ndarray, num: int, beta: np.ndarray) -> float:
 
 
 def _wls(features: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Weighted least squares with weights 1/y^2: (beta, covariance, r2, rel_rmse) on relative residuals."""
+    """Non-negative weighted least squares, weights 1/y^2: (beta, covariance, r2, rel_rmse).
+
+    Exact for a handful of unknowns: the least-squares solution on every subset of free coefficients,
+    keeping the feasible one (all >= 0) of least residual; a coefficient held at 0 has variance 0.
+    """
     xw, yw = features / y[:, None], np.ones_like(y)
-    beta, *_ = np.linalg.lstsq(xw, yw, rcond=None)
-    residual = yw - xw @ beta
-    dof = len(y) - features.shape[1]
-    rss = float(residual @ residual)
+    p = features.shape[1]
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    for size in range(p, 0, -1):  # larger supports first: on a tie the fuller model wins
+        for free in itertools.combinations(range(p), size):
+            columns = list(free)
+            solution, *_ = np.linalg.lstsq(xw[:, columns], yw, rcond=None)
+            if (solution < 0).any():
+                continue
+            residual = yw - xw[:, columns] @ solution
+            rss = float(residual @ residual)
+            if best is None or rss < best[0] * (1 - 1e-12) - 1e-300:
+                best = (rss, np.array(columns), solution)
+    if best is None:
+        raise ValueError("fit_costs: no non-negative fit exists for these timings")
+    rss, columns, solution = best
+    beta = np.zeros(p)
+    beta[columns] = solution
+    dof = len(y) - len(columns)
     sigma2 = rss / dof if dof > 0 else float("nan")
-    cov = sigma2 * np.linalg.pinv(xw.T @ xw)
-    # R^2 of the fit in the weighted space, against predicting y by its weighted mean.
+    cov = np.zeros((p, p))
+    cov[np.ix_(columns, columns)] = sigma2 * np.linalg.pinv(xw[:, columns].T @ xw[:, columns])
+    # R^2 in the weighted space, against predicting y by its weighted mean.
     mean = np.sum(1.0 / y) / np.sum(1.0 / y**2)
     tss = float(np.sum((1.0 - mean / y) ** 2))
     r2 = 1.0 - rss / tss if tss > 0 else 1.0
@@ -143,8 +165,8 @@ def fit_costs(
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     a = float(beta[0])
     if a <= 0:
-        raise ValueError(f"fit_costs: the fitted prefill cost per token is not positive (a = {a:.3g}); the grid "
-                         "needs a wider range of context lengths or more repeats")
+        raise ValueError("fit_costs: the timings show no cost per prefilled token (a = 0), so gamma and delta "
+                         "are undefined; widen the range of context lengths or add repeats")
     e, se_e = (float(beta[3]), float(se[3])) if use_e else (None, None)
     return CostFit(
         concurrency=int(concurrency), a=a, b=float(beta[1]), c=float(beta[2]), e=e,

@@ -176,7 +176,9 @@ def _load_module(path: Path) -> Any:
         raise
     if not callable(getattr(module, "load_environment", None)):
         del sys.modules[module_name]
-        raise AttributeError(f"{path}: expected a function load_environment(**kwargs) -> Environment")
+        raise AttributeError(  # noqa: TRY004 - a missing attribute, not a wrong type
+            f"{path}: expected a function load_environment(**kwargs) -> Environment"
+        )
     return module
 
 
@@ -216,22 +218,22 @@ def _annotation_name(annotation: Any) -> str:
 
 def read_jsonl_records(path: str | os.PathLike) -> list[tuple[int, dict]]:
     """(line number, object) for every non-blank line of a JSONL file; bad lines raise naming file:line."""
-    records = []
     try:
-        handle = open(path, encoding="utf-8")
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise FileNotFoundError(f"{path}: cannot be read ({exc.strerror})") from None
-    with handle:
-        for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{line_number}: expected valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}")
-            records.append((line_number, record))
+    records = []
+    for line_number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{line_number}: expected valid JSON ({exc.msg} at column {exc.colno})") from None
+        records.append((line_number, record))
+    wrong = next((n for n, r in records if not isinstance(r, dict)), None)
+    if wrong is not None:
+        raise ValueError(f"{path}:{wrong}: expected a JSON object per line")
     if not records:
         raise ValueError(f"{path}: no records")
     return records

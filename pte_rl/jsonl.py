@@ -33,6 +33,7 @@ what was expected. Writing is atomic: a file is complete or absent.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -52,7 +53,10 @@ class FormatError(ValueError):
 
 
 def _count(value: Any, field: str, where: tuple) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < 0:
+    if (
+        isinstance(value, bool) or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value)) or value != int(value) or value < 0
+    ):
         raise FormatError(*where, field, f"expected a non-negative integer, got {value!r}")
     return int(value)
 
@@ -186,8 +190,9 @@ def parse_record(
     _fill_tool_tokens(turns, tool_msgs_per_turn, messages, tools, counter, where)
     events = []
     for e_i, e in enumerate(record.get("events") or []):
-        if not isinstance(e, dict) or "kind" not in e or "turn" not in e:
-            raise FormatError(*where, f"events[{e_i}]", "expected an object with 'turn' and 'kind'")
+        if not isinstance(e, dict) or "kind" not in e or isinstance(e.get("turn"), bool) \
+                or not isinstance(e.get("turn"), int):
+            raise FormatError(*where, f"events[{e_i}]", "expected an object with 'turn' (an integer) and 'kind'")
         events.append(Event(turn=int(e["turn"]), kind=str(e["kind"]), detail=str(e.get("detail", "")),
                             text=str(e.get("text", "")), tool=e.get("tool")))
     correct = record.get("correct")

@@ -45,7 +45,7 @@ def _pattern_metrics(trajectories: list[Trajectory], cost_model: CostModel, tool
             raise
         return {}
     options = {} if toolsets is None else {"toolsets": toolsets}
-    return dict(pattern_rates(trajectories, cost_model.gamma, **options))
+    return dict(pattern_rates(trajectories, cost_model, **options))
 
 
 def batch_metrics(

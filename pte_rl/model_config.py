@@ -240,6 +240,8 @@ def estimate_active_params(config: dict | str | os.PathLike, *, source: str | No
     attention = _attention_params(cfg, shape, source) * layers
 
     experts_field, num_experts = _first(cfg, ("n_routed_experts", "num_local_experts", "num_experts"))
+    if num_experts == 0:  # some dense configs carry an expert count of 0
+        num_experts = None
     if num_experts is not None:
         num_experts = _int(cfg, experts_field, source, "the number of routed experts")
     moe_layer_ids: list[int] = []

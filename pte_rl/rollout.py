@@ -208,7 +208,8 @@ def run_rollouts(
             needs_response = parsed.needs_response or bool(attempts)
             episode.messages.append(_assistant_message(text, attempts if needs_response else []))
             if not gen.finished:
-                what = "completion budget" if limit == budget_left else "token limit of the turn"
+                what = ("completion budget" if limit == budget_left else
+                        "token limit of the turn" if limit == config.max_tokens_per_turn else "model's context length")
                 _unrun(episode, attempts, "max_tokens")
                 _stop(episode, "max_tokens", turn, f"the turn hit the {what} ({limit} tokens) before ending")
             elif not needs_response:

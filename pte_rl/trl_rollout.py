@@ -40,7 +40,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pte_rl.backends import (
-    GenerationBackend, SamplingConfig, TransformersBackend, VLLMBackend, VLLMServerBackend, eos_token_ids,
+    GenerationBackend,
+    SamplingConfig,
+    TransformersBackend,
+    VLLMBackend,
+    VLLMServerBackend,
+    eos_token_ids,
 )
 from pte_rl.env import Environment, prompt_key
 from pte_rl.rollout import RolloutConfig, TaskInfo, run_rollouts
@@ -93,10 +98,11 @@ class RolloutFunc:
         self.tools = list(tools) if tools is not None else list(env.tools)  # type: ignore[union-attr]
         self.check_answer = check_answer if check_answer is not None else (env.check_answer if env else None)
         self.max_turns = max_turns if max_turns is not None else (env.max_turns if env else 4)
-        self.options = dict(
-            max_tokens_per_turn=max_tokens_per_turn, tool_timeout_s=tool_timeout_s, max_tool_workers=max_tool_workers,
-            max_tool_output_chars=max_tool_output_chars, answer_soft_failures=answer_soft_failures,
-        )
+        self.options = {
+            "max_tokens_per_turn": max_tokens_per_turn, "tool_timeout_s": tool_timeout_s,
+            "max_tool_workers": max_tool_workers, "max_tool_output_chars": max_tool_output_chars,
+            "answer_soft_failures": answer_soft_failures,
+        }
         self._task_index = task_index
         RolloutConfig(max_turns=self.max_turns, **self.options)  # fail now on bad limits, not mid-training
 

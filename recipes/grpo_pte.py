@@ -79,11 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     from pte_rl.cost import CostModel
     from pte_rl.env import load_environment
     from pte_rl.evaluate import evaluate_policy
-    from pte_rl.gamma import gamma_for_model
-    from pte_rl.logging import LocalMetricsCallback
+    from pte_rl.gamma import resolve_gamma
+    from pte_rl.logging import LocalMetricsCallback, save_resolved_config
     from pte_rl.rewards import load_preset
-    from pte_rl.rollout import make_rollout_func
-    from pte_rl.tiny import ensure_tiny_policy
+    from pte_rl.tiny import TinyConfig, build_tiny_policy
+    from pte_rl.trl_rollout import make_rollout_func
 
     state = PartialState()
     output_dir = Path(training_args.output_dir)
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     model_path = script_args.model_name_or_path
     if model_path == "tiny":
         with state.main_process_first():
-            model_path = str(ensure_tiny_policy(env=script_args.env_name, cache_dir=script_args.tiny_dir))
+            model_path = str(build_tiny_policy(TinyConfig(env=script_args.env_name), out=script_args.tiny_dir))
     tokenizer = AutoTokenizer.from_pretrained(model_path)
 
     # 2. The environment: train prompts, held-out prompts, tools and the answer checker.
@@ -102,10 +102,12 @@ def main(argv: list[str] | None = None) -> None:
 
     # 3. The price of a token: gamma from the model's config and the hardware profile (or fixed).
     if script_args.pte_gamma is not None:
-        gamma, derivation = script_args.pte_gamma, {"gamma": script_args.pte_gamma, "source": "pte_gamma"}
+        gamma, delta = script_args.pte_gamma, 0.0
+        derivation = {"gamma": gamma, "mode": "fixed (pte_gamma)"}
     else:
-        gamma, derivation = gamma_for_model(model_path, hardware=script_args.hardware, mode=script_args.gamma_mode)
-    cost_model = CostModel(gamma=gamma)
+        result = resolve_gamma(model_path, script_args.hardware, mode=script_args.gamma_mode)
+        gamma, delta, derivation = result.gamma, 0.0, result.to_dict()
+    cost_model = CostModel(gamma=gamma, delta=delta)
 
     # 4. The reward: a preset from rewards/, with command-line overrides.
     reward_funcs, reward_weights, reward_config = load_preset(
@@ -124,8 +126,6 @@ def main(argv: list[str] | None = None) -> None:
         "training": training_args.to_dict(),
     }
     if state.is_main_process:
-        from pte_rl.logging import save_resolved_config
-
         save_resolved_config(output_dir, resolved)
 
     eval_options = dict(
@@ -133,16 +133,19 @@ def main(argv: list[str] | None = None) -> None:
         max_turns=script_args.max_turns, max_completion_length=training_args.max_completion_length,
         cost_model=cost_model, seed=training_args.seed,
     )
-    resuming = bool(training_args.resume_from_checkpoint)
+    # `--resume_from_checkpoint true` resumes from the newest checkpoint-* in output_dir.
+    resume = training_args.resume_from_checkpoint
+    if isinstance(resume, str) and resume.lower() in ("true", "1", "yes"):
+        resume = True
+    elif isinstance(resume, str) and resume.lower() in ("false", "0", "no", ""):
+        resume = None
     if script_args.eval_at_start and state.is_main_process and not (output_dir / "eval_start" / "summary.json").exists():
         evaluate_policy(model_path, tokenizer, env, output_dir / "eval_start", **eval_options)
     state.wait_for_everyone()
 
     # 6. GRPO with pte_rl's multi-turn rollout: exact per-turn token records reach the reward functions.
     metrics_callback = LocalMetricsCallback(output_dir, cost_model=cost_model)
-    rollout_func = make_rollout_func(
-        env, max_turns=script_args.max_turns, on_batch=metrics_callback.on_rollout_batch
-    )
+    rollout_func = metrics_callback.observe(make_rollout_func(env, max_turns=script_args.max_turns))
     trainer = GRPOTrainer(
         model=model_path,
         reward_funcs=reward_funcs,
@@ -152,14 +155,16 @@ def main(argv: list[str] | None = None) -> None:
         rollout_func=rollout_func,
         callbacks=[metrics_callback],
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint if resuming else None)
+    trainer.train(resume_from_checkpoint=resume)
 
     # 7. The final policy, then the held-out evaluation that the ablation report reads.
     final_dir = output_dir / "final"
     trainer.save_model(str(final_dir))
     if state.is_main_process:
         tokenizer.save_pretrained(str(final_dir))
-        evaluate_policy(str(final_dir), tokenizer, env, output_dir / "eval", **eval_options)
+        summary = evaluate_policy(str(final_dir), tokenizer, env, output_dir / "eval", **eval_options)
+        metrics_callback.log_eval(summary)
+        print(json.dumps({"eval": summary}, default=str))
     state.wait_for_everyone()
 
 

@@ -11,6 +11,7 @@ RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT; on a machine without GPUs the bac
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -78,7 +79,11 @@ def run(indices, out: dict) -> None:
             out[f"{name}/{step}"] = {"rewards": rewards, "metrics": dict(metrics)}
 
 
+WORKER_DEADLINE_S = 270  # a rank never outlives its test, even if the launcher is killed
+
+
 def main() -> None:
+    signal.alarm(WORKER_DEADLINE_S)  # default action of SIGALRM: the process ends
     import torch.distributed as dist
 
     dist.init_process_group("gloo")

@@ -114,15 +114,15 @@ def test_dry_run_prints_the_commands(tmp_path, fake_recipe, capsys):
     base = f"{PY} {fake_recipe} --config recipes/configs/default.yaml"
     assert lines == [
         "# pte-w0.5-s0: new",
-        f"{base} --reward_preset pte --seed 0 --output_dir {out}/pte-w0.5-s0 --run_name pte-w0.5-s0 "
-        "--reward_overrides pte.weight=0.5 --max_steps 5",
+        (f"{base} --reward_preset pte --seed 0 --output_dir {out}/pte-w0.5-s0 --run_name pte-w0.5-s0 "
+         "--reward_overrides pte.weight=0.5 --max_steps 5"),
         "# correctness-s0: complete, skipped",
         "# pte-w0.5-s1: resumes",
-        f"{base} --reward_preset pte --seed 1 --output_dir {out}/pte-w0.5-s1 --run_name pte-w0.5-s1 "
-        f"--reward_overrides pte.weight=0.5 --resume_from_checkpoint {out}/pte-w0.5-s1/checkpoint-7 --max_steps 5",
+        (f"{base} --reward_preset pte --seed 1 --output_dir {out}/pte-w0.5-s1 --run_name pte-w0.5-s1 "
+         f"--reward_overrides pte.weight=0.5 --resume_from_checkpoint {out}/pte-w0.5-s1/checkpoint-7 --max_steps 5"),
         "# correctness-s1: new",
-        f"{base} --reward_preset correctness --seed 1 --output_dir {out}/correctness-s1 --run_name correctness-s1 "
-        "--max_steps 5",
+        (f"{base} --reward_preset correctness --seed 1 --output_dir {out}/correctness-s1 --run_name correctness-s1 "
+         "--max_steps 5"),
     ]
     assert not (out / "ablate.log").exists() and not (out / "pte-w0.5-s0").exists()  # a dry run writes nothing
 
@@ -166,7 +166,8 @@ def test_a_locked_run_is_left_to_its_owner(tmp_path, fake_recipe):
     assert main(argv) == 1 and calls(out) == []
     assert "being trained by" in (out / "ablate.log").read_text()
     lock.release()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
     (out / "pte-s0" / ".ablate.lock").write_text(f"{os.uname().nodename} {dead.stdout.strip()}\n")
     assert main(argv) == 0 and [c["run"] for c in calls(out)] == ["pte-s0"]  # a stale lock is taken over
 

@@ -78,7 +78,9 @@ def test_intermediate_results_are_bounded():
 
 def test_calculator_errors_reach_the_model_as_messages():
     tools = Toolset([calculator])
-    parsed = parse_tool_calls('<tool_call>{"name": "calculator", "arguments": {"expression": "1/0"}}</tool_call>', tools)
+    parsed = parse_tool_calls(
+        '<tool_call>{"name": "calculator", "arguments": {"expression": "1/0"}}</tool_call>', tools
+    )
     (outcome,) = execute_calls(parsed, tools, timeout_s=5)
     assert outcome.content == "Error: division by zero" and outcome.error == "exception"
     assert [e.kind for e in outcome.events] == ["tool_error"]

@@ -285,13 +285,13 @@ def test_a_tiny_real_calibration_runs_and_the_cli_saves_a_loadable_profile(tiny_
     from pte_rl.hardware import load_profile
 
     engine = TransformersEngine(tiny_model_dir)
-    points = measure_grid(engine, [16, 256], [2, 6], 2, repeats=1)
-    assert [(p.context_tokens, p.decode_tokens) for p in points] == [(16, 2), (16, 6), (256, 2), (256, 6)]
+    points = measure_grid(engine, [8, 256], [1, 8], 2, repeats=1)
+    assert [(p.context_tokens, p.decode_tokens) for p in points] == [(8, 1), (8, 8), (256, 1), (256, 8)]
     assert all(p.time_s > 0 and len(p.repeats) == 1 for p in points)
 
     monkeypatch.setenv("PTE_RL_PROFILE_DIR", str(tmp_path))
-    code = main(["calibrate", "--model", str(tiny_model_dir), "--contexts", "16,256", "--decodes", "2,6",
-                 "--concurrency", "1,2", "--repeats", "2", "--name", "tiny-test", "--statistic", "min"])
+    code = main(["calibrate", "--model", str(tiny_model_dir), "--contexts", "8,256", "--decodes", "1,8",
+                 "--concurrency", "1,2", "--repeats", "3", "--name", "tiny-test", "--statistic", "min"])
     assert code == 0
     record = json.loads((tmp_path / "calibrations" / "tiny-test.json").read_text())
     assert sorted(record["fits"]) == ["1", "2"] and len(record["points"]) == 8
@@ -315,3 +315,17 @@ def test_cost_fit_round_trips_through_json():
     context, decode, y = grid(a=1e-5, b=2e-8, c=3e-4)
     fit = fit_costs(context, decode, y, concurrency=8)
     assert CostFit(**json.loads(json.dumps(asdict(fit)))) == fit
+
+
+def test_coefficients_are_constrained_non_negative():
+    # Timings with no per-decoded-token cost and noise that pushes the unconstrained c below zero:
+    # the fit holds c at 0 and equals the weighted least squares on the two remaining features.
+    context, decode, y = grid(a=1e-5, b=2e-8, c=0.0)
+    y = y * (1 - 0.05 * (decode == 128) + 0.05 * (decode == 4))
+    unconstrained, *_ = np.linalg.lstsq(np.column_stack([context, context * decode, decode]) / y[:, None],
+                                        np.ones_like(y), rcond=None)
+    assert unconstrained[2] < 0
+    fit = fit_costs(context, decode, y, per_turn="never")
+    assert (fit.c, fit.se_c, fit.delta) == (0.0, 0.0, 0.0)
+    two, *_ = np.linalg.lstsq(np.column_stack([context, context * decode]) / y[:, None], np.ones_like(y), rcond=None)
+    assert (fit.a, fit.b) == pytest.approx(tuple(two), rel=1e-9)

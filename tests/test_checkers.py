@@ -9,6 +9,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
 from pte_rl.checkers import (
@@ -114,7 +115,7 @@ def test_math_text_answers_and_lists():
 
 def test_math_missing_and_bad_ground_truth():
     checker = MathChecker()
-    for missing in (None, "", "  ", []):
+    for missing in (None, "", "  ", [], float("nan"), [None, ""]):
         assert checker.grade("\\boxed{1}", missing) == CheckResult(
             None, None, "ungraded: ground_truth is missing"
         )
@@ -225,6 +226,7 @@ def test_number_tolerance():
     assert NumberChecker(rel_tol=0.01)("The answer is 98.9", 100) is False  # |1.1| > 1
     assert NumberChecker(rel_tol=0, abs_tol=0.1)("\\boxed{0.05}", 0) is True
     assert NumberChecker()("#### 70,000", "70000") is True
+    assert NumberChecker()("\\boxed{70}", np.int64(70)) is True  # a table's integer column
     assert NumberChecker()("\\boxed{\\frac{1}{3}}", "0.3333333333") is True  # rel 1e-6
     assert NumberChecker()("\\boxed{0.3333}", "1/3") is False
     assert NumberChecker().grade("no digits here", 3).reason == "no number found in the answer"

@@ -157,6 +157,7 @@ BAD_CASES = {
     "negative gamma": ([chat()], ["--gamma", "-0.1"], "--gamma"),
     "flops without bandwidth": ([chat()], ["--model-config", "CONFIG", "--flops", "1e15"], "--bandwidth"),
     "missing tokenizer dir": ([chat(usage=False)], ["--tokenizer", "NOWHERE"], "not a directory"),
+    "hardware without config": ([chat()], ["--hardware", "h200"], "--hardware h200 has no measured gamma"),
 }
 
 
@@ -170,8 +171,8 @@ def test_bad_input_exits_2_without_output(capsys, tmp_path: Path, case: str) -> 
     bad_config.write_text(json.dumps({k: v for k, v in LLAMA_CONFIG.items() if k != "num_hidden_layers"}))
     paths = {"CONFIG": str(config), "BADCONFIG": str(bad_config), "NOWHERE": str(tmp_path / "nowhere")}
     options = [paths.get(o, o) for o in options]
-    if "--gamma" not in options and "--model-config" not in options:
-        options += ["--gamma", "0.01"] if case != "no gamma source" else []
+    if not {"--gamma", "--model-config", "--hardware"} & set(options) and case != "no gamma source":
+        options += ["--gamma", "0.01"]
     out_file = tmp_path / "rows.jsonl"
     code, out, err = run(capsys, "score", log, *options, "--out", out_file)
     assert code == 2
@@ -183,7 +184,7 @@ def test_bad_input_exits_2_without_output(capsys, tmp_path: Path, case: str) -> 
 def test_console_entry_exit_status(tmp_path: Path) -> None:
     log = write_lines(tmp_path / "runs.jsonl", ["not json"])
     proc = subprocess.run([sys.executable, "-m", "pte_rl.cli", "score", str(log), "--gamma", "0.1"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2 and "runs.jsonl:1: field '<line>'" in proc.stderr
 
 

@@ -301,6 +301,10 @@ def test_missing_config_file(tmp_path) -> None:
         compute_gamma(tmp_path / "nowhere")
 
 
+def test_zero_experts_is_a_dense_model() -> None:
+    assert estimate_active_params({**LLAMA31_8B, "num_local_experts": 0}) == estimate_active_params(LLAMA31_8B)
+
+
 def test_vocab_not_needed_when_active_params_given() -> None:
     config = {k: v for k, v in LLAMA31_8B.items() if k != "vocab_size"}
     assert compute_gamma(config, active_params=8e9).gamma == pytest.approx(0.0061974, rel=1e-4)
@@ -382,7 +386,7 @@ def test_bad_profile_files(tmp_path, content: str, message: str) -> None:
 
 
 def test_save_register_and_load_by_name(tmp_path, monkeypatch) -> None:
-    import pte_rl.hardware as hardware
+    from pte_rl import hardware
 
     monkeypatch.setenv("PTE_RL_PROFILE_DIR", str(tmp_path))
     monkeypatch.setattr(hardware, "_REGISTRY", {})

@@ -185,6 +185,11 @@ def _with(record: dict, index: int, **changes) -> dict:
         (chat(usage=False), "messages[2].usage"),
         ({**chat(), "correct": "yes"}, "correct"),
         ({**chat(), "events": [{"kind": "bad_json"}]}, "events[0]"),
+        ({**chat(), "events": [{"kind": "bad_json", "turn": "first"}]}, "events[0]"),
+        (_with(chat(), 2, usage={"prompt_tokens": float("nan"), "completion_tokens": 1}),
+         "messages[2].usage.prompt_tokens"),
+        (_with(chat(), 2, usage={"prompt_tokens": float("inf"), "completion_tokens": 1}),
+         "messages[2].usage.prompt_tokens"),
     ],
 )
 def test_bad_records(record, field: str) -> None:

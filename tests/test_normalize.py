@@ -234,7 +234,7 @@ def _utilities(rows, method, gate, combine, weight):
     return utility(list(correct), penalty, weight, gate, combine)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     group_rows,
     st.sampled_from(METHODS),
@@ -250,7 +250,7 @@ def test_more_cost_never_earns_more_at_equal_correctness(rows, method, gate, com
                 assert rewards[i] <= rewards[j] + 1e-12
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     group_rows,
     st.sampled_from(METHODS),

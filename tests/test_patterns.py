@@ -158,6 +158,16 @@ def test_tool_mixing():
     assert tool_mixing(web_only) == []
     one_set = PatternConfig(toolsets={"search": "all", "visit": "all", "python": "all"})
     assert tool_mixing(mixed, one_set) == []
+    assert PatternConfig(toolsets={"all": ["search", "visit", "python"]}).toolsets == one_set.toolsets
+    assert pattern_rates([mixed], None)["patterns/tool_mixing_rate"] == 1.0
+    assert (
+        pattern_rates([mixed], None, toolsets={"all": ["search", "visit", "python"]})[
+            "patterns/tool_mixing_rate"
+        ]
+        == 0
+    )
+    with pytest.raises(ValueError, match="two sets"):
+        PatternConfig(toolsets={"web": ["search"], "other": ["search"]})
     # A call that names no given tool does not count as using a toolset.
     unknown = build(
         ("", [search()], 100, 10), ("", [ToolCall("pythn", {"code": "1"}, error="unknown_tool")], 200, 10)
@@ -422,3 +432,34 @@ def test_cli_bad_input(tmp_path, capsys):
     assert "expected SET=tool" in capsys.readouterr().err
     assert main(["patterns", str(good), "--overlong-tokens", "-1"]) == 2
     assert main(["patterns", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_cli_counts_tokens_with_a_tokenizer(tmp_path, capsys, tiny_tokenizer_dir):
+    # A user's log without `usage`: turns are counted through the chat template.
+    record = {
+        "id": "u1",
+        "tools": [PYTHON],
+        "messages": [
+            {"role": "user", "content": "what is 6 * 7"},
+            {
+                "role": "assistant",
+                "content": "the answer is 42 , code to check",
+                "tool_calls": [
+                    {
+                        "id": "c0",
+                        "type": "function",
+                        "function": {"name": "python", "arguments": '{"code": "print(6*7)"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c0", "content": "42"},
+            {"role": "assistant", "content": "the answer is 42"},
+        ],
+    }
+    path = tmp_path / "log.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    assert main(["patterns", str(path), "--json", "--tokenizer", str(tiny_tokenizer_dir)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [f["pattern"] for f in out["trajectories"][0]["flags"]] == ["confirmatory"]
+    assert main(["patterns", str(path)]) == 2  # no usage and no tokenizer: a clear error
+    assert "usage" in capsys.readouterr().err

@@ -169,7 +169,7 @@ def test_pte_penalty_hand_table_and_logs():
         pytest.approx((165 / 320.000001 + 320 / 320.000001) / 4)
     ]
     assert log.metrics["reward/pte_penalty_unscored"] == [0.0]
-    assert log.extra["pte"] == PTE_BY_HAND
+    assert log.extra["pte_penalty:pte"] == PTE_BY_HAND
 
 
 def test_weighted_sum_is_the_documented_utility():
@@ -183,9 +183,9 @@ def test_pte_cost_options_reach_pte_rl_cost():
     log = Log()
     call(pte_reward(gamma=0.01, cache="reuse"), log=log)
     # reuse: rollout 1's second turn prefills 150 - (100 + 20) = 30 -> 120 + 30 + 15 = 165
-    assert log.extra["pte"][1] == 165.0
+    assert log.extra["pte_penalty:pte"][1] == 165.0
     call(pte_reward(gamma=0.01, attention="exact", delta=1.0), log=log)
-    assert log.extra["pte"][0] == 100 + 0.01 * (100 * 20 + 20 * 19 / 2) + 20
+    assert log.extra["pte_penalty:pte"][0] == 100 + 0.01 * (100 * 20 + 20 * 19 / 2) + 20
 
 
 def test_budget_methods_through_the_reward():

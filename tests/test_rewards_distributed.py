@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import rewards_distributed_worker as worker  # tests/ is on sys.path under pytes
 
 REPO = Path(__file__).resolve().parent.parent
 ACCELERATE = Path(sys.executable).parent / "accelerate"
+LAUNCH_TIMEOUT_S = 240  # ~15 s on an idle 2-core machine; generous for a shared one
 
 
 def _free_port() -> int:
@@ -57,11 +59,35 @@ def ranks(tmp_path_factory) -> list[dict]:
         str(REPO / "tests" / "rewards_distributed_worker.py"),
         str(out),
     ]
-    result = subprocess.run(
-        command, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=240
+    # A session of its own, ended on any way out (timeout, pytest-timeout, Ctrl-C): SIGTERM makes the
+    # launcher stop both ranks; each rank also arms an alarm (WORKER_DEADLINE_S) so none can outlive it.
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    try:
+        output, _ = process.communicate(timeout=LAUNCH_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the 2-process run did not finish in {LAUNCH_TIMEOUT_S} s")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    assert process.returncode == 0, output[-6000:]
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+def _flat(metrics: dict[str, list[float]]) -> dict[str, float]:
+    return {key: value for key, (value,) in metrics.items()}  # one value per call
 
 
 def test_two_processes_over_gloo(ranks):
@@ -81,7 +107,8 @@ def test_split_groups_are_normalised_whole(ranks):
         got = ranks[0][key]["rewards"] + ranks[1][key]["rewards"]
         assert got == pytest.approx(expected["rewards"], rel=1e-12, abs=1e-12), key
         # batch-wide metrics are identical on both ranks and equal to the single-process ones
-        assert ranks[0][key]["metrics"] == ranks[1][key]["metrics"] == pytest.approx(expected["metrics"]), key
+        assert ranks[0][key]["metrics"] == ranks[1][key]["metrics"], key
+        assert _flat(ranks[0][key]["metrics"]) == pytest.approx(_flat(expected["metrics"]), rel=1e-12), key
         local_only = halves[key]["rewards"] + other[key]["rewards"]
         differs += local_only != pytest.approx(expected["rewards"], rel=1e-9, abs=1e-9)
     assert differs >= 6  # every group statistic changes when the group is cut in two

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 import pytest
 
-from pte_rl.tools import Toolset, ToolSchemaError, calculator, function_schema, make_python_tool
+from pte_rl.tools import ToolSchemaError, Toolset, calculator, function_schema, make_python_tool
 from pte_rl.tools.schema import parse_google_docstring
 
 
@@ -17,12 +17,15 @@ def lookup(
     exact: bool = False,
     tags: list[str] | None = None,
     mode: Literal["fast", "slow"] = "fast",
-    note: Optional[str] = None,  # noqa: UP007 - the typing spelling must work too
+    note: Optional[str] = None,  # noqa: UP045 - the typing spelling must work too
     weights: dict[str, float] | None = None,
 ) -> str:
     """Look something up.
 
-    A second paragraph of description.
+    A second paragraph of description,
+    wrapped in the source.
+    - a list item
+    - another
 
     Args:
         query (str): What to look for,
@@ -46,21 +49,42 @@ def test_function_schema_matches_hand_written_schema():
         "type": "function",
         "function": {
             "name": "lookup",
-            "description": "Look something up.\n\nA second paragraph of description.",
+            "description": "Look something up.\n\nA second paragraph of description, wrapped in the source."
+            "\n- a list item\n- another",
             "parameters": {
                 "type": "object",
                 "properties": {
-                    "query": {"type": "string", "description": "What to look for, continued on a second line."},
+                    "query": {
+                        "type": "string",
+                        "description": "What to look for, continued on a second line.",
+                    },
                     "limit": {"type": "integer", "description": "How many results.", "default": 3},
                     "ratio": {"type": "number", "description": "A float.", "default": 0.5},
-                    "exact": {"type": "boolean", "description": "Whether to match exactly.", "default": False},
-                    "tags": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}],
-                             "description": "Tags to filter on.", "default": None},
-                    "mode": {"enum": ["fast", "slow"], "type": "string", "description": "Speed.", "default": "fast"},
+                    "exact": {
+                        "type": "boolean",
+                        "description": "Whether to match exactly.",
+                        "default": False,
+                    },
+                    "tags": {
+                        "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}],
+                        "description": "Tags to filter on.",
+                        "default": None,
+                    },
+                    "mode": {
+                        "enum": ["fast", "slow"],
+                        "type": "string",
+                        "description": "Speed.",
+                        "default": "fast",
+                    },
                     "note": {"type": ["string", "null"], "description": "An optional note.", "default": None},
-                    "weights": {"anyOf": [{"type": "object", "additionalProperties": {"type": "number"}},
-                                          {"type": "null"}],
-                                "description": "Per-field weights.", "default": None},
+                    "weights": {
+                        "anyOf": [
+                            {"type": "object", "additionalProperties": {"type": "number"}},
+                            {"type": "null"},
+                        ],
+                        "description": "Per-field weights.",
+                        "default": None,
+                    },
                 },
                 "required": ["query"],
                 "additionalProperties": False,

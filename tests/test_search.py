@@ -41,8 +41,7 @@ def test_bm25_scores_match_the_formula(corpus_path):
     assert hit.doc_id == "a" and hit.score == pytest.approx(lucene_bm25(tf=2, df=1, doc_len=4), rel=1e-5)
     hits = corpus.search("banana", k=5)
     assert [h.doc_id for h in hits] == ["b", "a"]  # the shorter document ranks first
-    assert [h.score for h in hits] == pytest.approx(
-        [lucene_bm25(1, 2, 3), lucene_bm25(1, 2, 4)], rel=1e-5)
+    assert [h.score for h in hits] == pytest.approx([lucene_bm25(1, 2, 3), lucene_bm25(1, 2, 4)], rel=1e-5)
     assert corpus.search("the of and") == []  # stop words only
     assert corpus.search("zebra") == []  # no document scores above zero
 
@@ -57,8 +56,8 @@ def test_lookups_by_id_and_url(corpus_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("{not json", r"docs.jsonl:2: not valid JSON"),
-        ('["a"]', r"docs.jsonl:2: expected a JSON object"),
+        ("{not json", r"docs.jsonl:2: field '<line>': expected valid JSON"),
+        ('["a"]', r"docs.jsonl:2: field '<line>': expected a JSON object"),
         ('{"text": "x"}', r"docs.jsonl:2: field 'id': expected a string"),
         ('{"id": "", "text": "x"}', r"docs.jsonl:2: field 'id': expected a non-empty string"),
         ('{"id": "z", "text": "x", "title": 3}', r"docs.jsonl:2: field 'title': expected a string"),
@@ -98,7 +97,9 @@ def test_search_and_visit_tools(corpus_path):
     assert search("zebra") == "No results for 'zebra'."
     page = visit("a")
     # "apple banana apple" is 18 characters: 10 kept, 8 omitted
-    assert page == "# Alpha\nhttps://example.org/a\n\napple bana\n[... page truncated: 8 characters omitted ...]"
+    assert (
+        page == "# Alpha\nhttps://example.org/a\n\napple bana\n[... page truncated: 8 characters omitted ...]"
+    )
     assert page.truncated
     assert visit("c") == "# Gamma\n\ncherry dat\n[... page truncated: 11 characters omitted ...]"
     with pytest.raises(ToolInputError, match="no document with id or url 'zzz'"):
@@ -110,21 +111,33 @@ def test_documents_can_be_built_in_memory():
     assert [h.doc_id for h in corpus.search("andes llamas")] == ["x"]
     with pytest.raises(ValueError, match="no documents"):
         Corpus([])
+    wordless = Corpus([Document("y", "", "a 1 ."), Document("z", "", "the of")])  # nothing to index
+    assert wordless.search("a the") == [] and wordless.get("z").text == "the of"
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - the http.server API
+    def do_GET(self):
         url = urlparse(self.path)
         if url.path == "/search":
             query = parse_qs(url.query)
             assert query["format"] == ["json"]
-            body = json.dumps({"results": [
-                {"url": f"http://{self.headers['Host']}/page", "title": "Llamas", "content": f"About {query['q'][0]}"},
-            ]}).encode()
+            body = json.dumps(
+                {
+                    "results": [
+                        {
+                            "url": f"http://{self.headers['Host']}/page",
+                            "title": "Llamas",
+                            "content": f"About {query['q'][0]}",
+                        },
+                    ]
+                }
+            ).encode()
             kind = "application/json"
         else:
-            body = (b"<html><head><title>Llama page</title><script>var secret = 1;</script></head>"
-                    b"<body><h1>Llamas</h1><p>Llamas live in the Andes.</p></body></html>")
+            body = (
+                b"<html><head><title>Llama page</title><script>var secret = 1;</script></head>"
+                b"<body><h1>Llamas</h1><p>Llamas live in the Andes.</p></body></html>"
+            )
             kind = "text/html; charset=utf-8"
         self.send_response(200)
         self.send_header("Content-Type", kind)
@@ -162,5 +175,7 @@ def test_live_backend_against_a_local_searxng_lookalike(local_server, monkeypatc
 
 
 def test_html_to_text_drops_scripts_and_styles():
-    title, text = html_to_text("<title> T </title><style>p{}</style><p>a  b</p><div>c</div><script>x()</script>")
+    title, text = html_to_text(
+        "<title> T </title><style>p{}</style><p>a  b</p><div>c</div><script>x()</script>"
+    )
     assert (title, text) == ("T", "a b\nc")

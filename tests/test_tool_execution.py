@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
-from pte_rl.tools import ToolInputError, ToolText, Toolset, execute_calls, parse_tool_calls
+from pte_rl.tools import ToolInputError, Toolset, ToolText, execute_calls, parse_tool_calls
 
 _BARRIER = threading.Barrier(2)
 _RELEASE = threading.Event()
@@ -58,7 +58,9 @@ def flagged(kind: str) -> str:
     Args:
         kind: The error kind.
     """
-    return ToolText("partial output\n[... output truncated: 10 bytes omitted ...]", error=kind, truncated=True)
+    return ToolText(
+        "partial output\n[... output truncated: 10 bytes omitted ...]", error=kind, truncated=True
+    )
 
 
 def number(x: int) -> int:
@@ -79,8 +81,9 @@ def calls(*items: tuple[str, dict]) -> str:
 
 def test_calls_of_a_turn_run_concurrently():
     _BARRIER.reset()
-    parsed = parse_tool_calls(calls(("meet", {"tag": "a", "patience": 20}), ("meet", {"tag": "b", "patience": 20})),
-                              TOOLS, turn=2)
+    parsed = parse_tool_calls(
+        calls(("meet", {"tag": "a", "patience": 20}), ("meet", {"tag": "b", "patience": 20})), TOOLS, turn=2
+    )
     outcomes = execute_calls(parsed, TOOLS, timeout_s=20, max_workers=2)
     assert [o.content for o in outcomes] == ["met a", "met b"]
     assert [o.error for o in outcomes] == [None, None] and all(o.events == [] for o in outcomes)
@@ -88,8 +91,9 @@ def test_calls_of_a_turn_run_concurrently():
 
 def test_one_worker_runs_calls_one_at_a_time():
     _BARRIER.reset()
-    parsed = parse_tool_calls(calls(("meet", {"tag": "a", "patience": 0.5}), ("meet", {"tag": "b", "patience": 0.5})),
-                              TOOLS)
+    parsed = parse_tool_calls(
+        calls(("meet", {"tag": "a", "patience": 0.5}), ("meet", {"tag": "b", "patience": 0.5})), TOOLS
+    )
     outcomes = execute_calls(parsed, TOOLS, timeout_s=20, max_workers=1)
     # alone at the barrier, the first call times out inside the tool (BrokenBarrierError)
     assert outcomes[0].error == "exception" and "BrokenBarrierError" in outcomes[0].content
@@ -118,13 +122,23 @@ def test_exceptions_become_messages_and_events():
 
 def test_empty_output_truncation_and_tool_text_errors():
     parsed = parse_tool_calls(
-        calls(("echo", {"text": "  \n"}), ("flagged", {"kind": "memory"}), ("echo", {"text": "x" * 100}),
-              ("number", {"x": 21})), TOOLS)
+        calls(
+            ("echo", {"text": "  \n"}),
+            ("flagged", {"kind": "memory"}),
+            ("echo", {"text": "x" * 100}),
+            ("number", {"x": 21}),
+        ),
+        TOOLS,
+    )
     empty, flag, long, num = execute_calls(parsed, TOOLS, timeout_s=5, max_output_chars=40)
-    assert empty.content == "(the tool returned no output)" and [e.kind for e in empty.events] == ["empty_output"]
+    assert empty.content == "(the tool returned no output)" and [e.kind for e in empty.events] == [
+        "empty_output"
+    ]
     assert empty.error is None
     assert flag.error == "memory" and flag.truncated
-    assert [e.kind for e in flag.events] == ["tool_error", "truncated_output"] and flag.events[0].detail == "memory"
+    assert [e.kind for e in flag.events] == ["tool_error", "truncated_output"] and flag.events[
+        0
+    ].detail == "memory"
     # 40 characters kept: the first 20 and the last 20, 60 omitted, marker between
     assert long.content == "x" * 20 + "\n[... output truncated: 60 characters omitted ...]\n" + "x" * 20
     assert long.truncated and [e.kind for e in long.events] == ["truncated_output"]
@@ -132,18 +146,29 @@ def test_empty_output_truncation_and_tool_text_errors():
 
 
 def test_parse_failures_come_back_in_text_order_without_running():
-    text = calls(("echo", {"text": "one"}), ("nope", {}), ("echo", {"text": 3})) + '<tool_call>{"name": "echo"'
+    text = (
+        calls(("echo", {"text": "one"}), ("nope", {}), ("echo", {"text": 3})) + '<tool_call>{"name": "echo"'
+    )
     parsed = parse_tool_calls(text, TOOLS, turn=4)
     outcomes = execute_calls(parsed, TOOLS, timeout_s=5)
     assert [o.error for o in outcomes] == [None, "unknown_tool", "bad_arguments", "bad_json"]
     assert [o.call_id for o in outcomes] == ["call_4_0", "call_4_1", "call_4_2", "call_4_3"]
     assert all(o.events == [] for o in outcomes[1:])  # their events are in parsed.events already
     assert [e.kind for e in parsed.events] == ["unknown_tool", "bad_arguments", "bad_json"]
-    assert outcomes[1].message() == {"role": "tool", "tool_call_id": "call_4_1", "name": "nope",
-                                     "content": outcomes[1].content}
+    assert outcomes[1].message() == {
+        "role": "tool",
+        "tool_call_id": "call_4_1",
+        "name": "nope",
+        "content": outcomes[1].content,
+    }
     record = outcomes[0].to_tool_call(response_tokens=7)
     assert (record.name, record.arguments, record.output, record.response_tokens, record.call_id) == (
-        "echo", {"text": "one"}, "one", 7, "call_4_0")
+        "echo",
+        {"text": "one"},
+        "one",
+        7,
+        "call_4_0",
+    )
 
 
 def test_soft_failures_can_be_left_out():

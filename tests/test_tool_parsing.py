@@ -45,20 +45,25 @@ def kinds(result: ParseResult) -> list[str]:
 def test_one_hermes_call():
     text = "Let me compute.\n" + call("python", {"code": "print(6 * 7)"})
     result = parse_tool_calls(text, TOOLS, turn=3)
-    assert [(c.name, c.arguments, c.id) for c in result.calls] == [("python", {"code": "print(6 * 7)"}, "call_3_0")]
-    assert result.calls[0].raw == text[len("Let me compute.\n"):]
+    assert [(c.name, c.arguments, c.id) for c in result.calls] == [
+        ("python", {"code": "print(6 * 7)"}, "call_3_0")
+    ]
+    assert result.calls[0].raw == text[len("Let me compute.\n") :]
     assert result.errors == [] and result.events == [] and result.needs_response
 
 
 def test_several_calls_whitespace_and_string_arguments():
     text = (
         call("search", {"query": "cats", "k": 2})
-        + "\n\n<tool_call>   {\"name\": \"python\",\n \"arguments\": \"{\\\"code\\\": \\\"print(1)\\\"}\"}  </tool_call>"
+        + '\n\n<tool_call>   {"name": "python",\n "arguments": "{\\"code\\": \\"print(1)\\"}"}  </tool_call>'
         + '<tool_call>{"name": "python", "arguments": {"code": "a = 1\nprint(a)"}}</tool_call>'  # raw newline
     )
     result = parse_tool_calls(text, TOOLS)
-    assert [c.arguments for c in result.calls] == [{"query": "cats", "k": 2}, {"code": "print(1)"},
-                                                   {"code": "a = 1\nprint(a)"}]
+    assert [c.arguments for c in result.calls] == [
+        {"query": "cats", "k": 2},
+        {"code": "print(1)"},
+        {"code": "a = 1\nprint(a)"},
+    ]
     assert [c.id for c in result.calls] == ["call_0_0", "call_0_1", "call_0_2"]
 
 
@@ -140,10 +145,17 @@ def test_soft_failures_only_without_calls():
     assert parse_tool_calls("```\nplain text block\n```", TOOLS).events == []
 
 
+def test_soft_failures_are_capped_per_message():
+    text = "```python\nprint(1)\n```\n" * 9 + "python(code='x')"
+    assert kinds(parse_tool_calls(text, TOOLS)) == ["code_block"] * 5
+
+
 def test_llama_calls():
     whole = json.dumps({"name": "search", "parameters": {"query": "llamas"}})
     assert [c.arguments for c in parse_tool_calls(whole, TOOLS).calls] == [{"query": "llamas"}]
-    tagged = "<|python_tag|>" + json.dumps({"name": "python", "parameters": {"code": "print(1)"}}) + "<|eom_id|>"
+    tagged = (
+        "<|python_tag|>" + json.dumps({"name": "python", "parameters": {"code": "print(1)"}}) + "<|eom_id|>"
+    )
     assert [c.name for c in parse_tool_calls(tagged, TOOLS).calls] == ["python"]
     two = whole + "; " + json.dumps({"name": "python", "parameters": {"code": "x"}})
     assert [c.name for c in parse_tool_calls(two, TOOLS).calls] == ["search", "python"]
@@ -186,9 +198,34 @@ def test_fuzz_arbitrary_text_never_raises(text):
     _check_invariants(parse_tool_calls(text, TOOLS))
 
 
-_PIECES = st.sampled_from(["<tool_call>", "</tool_call>", "<think>", "</think>", "```", "```python\n", "{", "}",
-                           '"name"', ":", '"python"', '"arguments"', '"code"', ",", "\n", "python(", "code=",
-                           "<|python_tag|>", '"', "\\", "[", "]", "null", "search('"])
+_PIECES = st.sampled_from(
+    [
+        "<tool_call>",
+        "</tool_call>",
+        "<think>",
+        "</think>",
+        "```",
+        "```python\n",
+        "{",
+        "}",
+        '"name"',
+        ":",
+        '"python"',
+        '"arguments"',
+        '"code"',
+        ",",
+        "\n",
+        "python(",
+        "code=",
+        "<|python_tag|>",
+        '"',
+        "\\",
+        "[",
+        "]",
+        "null",
+        "search('",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -211,7 +248,8 @@ def test_fuzz_mutated_valid_calls_never_raise(code, data):
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
-    "piece", ["```", "```python\n", "<think>", "<tool_call>", "</tool_call>", "python(", "[" , "{\"name\": ", " "]
+    "piece",
+    ["```", "```python\n", "<think>", "<tool_call>", "</tool_call>", "python(", "[", '{"name": ', " "],
 )
 def test_pathological_inputs_parse_in_linear_time(piece):
     # 20,000 repetitions (~200 KB): a quadratic scan would take minutes, the timeout fails it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +94,8 @@ def clean_answer(answer: str) -> str:
 
 
 def extract_answer(text: str | None) -> tuple[str | None, str]:
-    """The final answer in a completion and how it was found (see the module docstring).
+    """The final answer in a completion and how it was found: ``answer_tag``, ``boxed``,
+    ``final_line`` or ``last_line`` (the order of precedence; see :mod:`pte_rl.checkers`), or ``empty``.
 
     >>> extract_answer("<think>maybe 3</think>So $x = \\\\boxed{\\\\frac{1}{2}}$.")
     ('\\\\frac{1}{2}', 'boxed')
@@ -122,8 +125,9 @@ def extract_answer(text: str | None) -> tuple[str | None, str]:
 
 
 def accepted_answers(ground_truth: Any, missing: str) -> list[str] | None:
-    """Ground truth -> list of accepted answer strings; ``None`` when missing (or raise)."""
-    if isinstance(ground_truth, str | int | float) and not isinstance(ground_truth, bool):
+    """Ground truth -> list of accepted answer strings; ``None`` when missing (None, NaN, blank, [])
+    and ``missing="ungraded"``; ``ValueError`` naming ``ground_truth`` when ``missing="raise"``."""
+    if isinstance(ground_truth, str | numbers.Real) and not isinstance(ground_truth, bool):
         values = [ground_truth]
     elif isinstance(ground_truth, list | tuple):
         values = list(ground_truth)
@@ -135,8 +139,12 @@ def accepted_answers(ground_truth: Any, missing: str) -> list[str] | None:
         )
     accepted = []
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | numbers.Real):
             raise TypeError(f"ground_truth: expected strings or numbers in the list, got {value!r}")
+        if isinstance(value, numbers.Real) and not isinstance(value, int) and math.isnan(value):
+            continue  # a table's empty cell: missing, like None
         if str(value).strip():
             accepted.append(str(value).strip())
     if not accepted:

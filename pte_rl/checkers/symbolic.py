@@ -16,7 +16,8 @@ so they are switched off and pte_rl bounds the whole check (all parses and compa
 Worker processes run checks in their own main thread, so they take the first path. A check that
 times out is graded ``False`` with reason ``timeout``. math-verify's parser warms up lazily: the first
 parse of each new kind of expression in a process is slower (tenths of a second; seconds on an
-overloaded machine), which is why the default bound is generous.
+overloaded machine). The first check in a process imports math-verify and parses a few fixed answers
+of the common shapes outside the bound; the default bound stays generous for the rest.
 """
 
 from __future__ import annotations
@@ -75,15 +76,34 @@ class _DropTimeoutDisabled(logging.Filter):
 _FILTER = _DropTimeoutDisabled()
 
 
+# Fixed, simple answers of the common shapes: parsing them once warms math-verify's parser (its
+# ANTLR prediction cache) outside any time bound, so the bound is spent on the answer, not on warm-up.
+_WARM_UP = ("\\frac{1}{2}", "[1, 2)", "(1, 2)", "x^2 + 2\\sqrt{3}", "x = 5", "\\{1, 2\\}", "3\\pi")
+_WARM = threading.Lock()
+_warmed = False
+
+
 def _import_math_verify() -> Any:
-    """Import math-verify (seconds: sympy) outside any time bound, and quieten its timeout warning."""
+    """Import math-verify (seconds: sympy) and warm its parser, outside any time bound (once per
+    process), and quieten its timeout warning."""
+    global _warmed
     import math_verify
 
-    for name in ("math_verify.parser", "math_verify.grader"):
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+    with _WARM:
+        if not _warmed:
+            for name in ("math_verify.parser", "math_verify.grader"):
+                logging.getLogger(name).addFilter(_FILTER)
+            for answer in _WARM_UP:
+                math_verify.parse("\\boxed{" + answer + "}", _extraction_config(), parsing_timeout=None)
+            _warmed = True
     return math_verify
+
+
+def _extraction_config() -> list:
+    """What math-verify looks for: LaTeX (a \\boxed{} first), then plain expressions."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    return [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
 
 
 class MathChecker(Checker):
@@ -132,9 +152,9 @@ class MathChecker(Checker):
         if verdict is not None and verdict[0] is not None:
             return CheckResult(True, extracted, verdict[1], method, verdict[0])
         if same_text is not None:
-            return CheckResult(
-                True, extracted, "same answer as text (normalised); math-verify disagrees", method, same_text
-            )
+            sympy_says = "timed out" if verdict is None else verdict[1]
+            reason = f"same answer as text (normalised); math-verify: {sympy_says}"
+            return CheckResult(True, extracted, reason, method, same_text)
         if verdict is None:
             return CheckResult(False, extracted, f"timeout: no verdict within {self.timeout_s:g} s", method)
         return CheckResult(False, extracted, verdict[1], method)
@@ -144,9 +164,9 @@ def _math_equal(
     extracted: str, accepted: list[str], method: str, float_rounding: int
 ) -> tuple[str | None, str]:
     """(the accepted answer math-verify finds equal, or None; the reason). Unbounded: see bounded_call."""
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+    from math_verify import parse, verify
 
-    config = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+    config = _extraction_config()
     # A last line in prose ("so the total is $12$ apples"): math-verify finds the math in it;
     # anything else (a boxed, tagged or announced answer, or a bare formula line) is the answer itself.
     prose = method == "last_line" and bool(

@@ -50,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'':<12} measured gamma {p.gamma:.6g}{delta}{f' for {p.model}' if p.model else ''}")
     for name, error in broken:
         print(f"{name:<12} unreadable: {error}")
-    print(f"\n* default (the paper's reference). TFLOP/s: BF16 tensor peak with 2:4 sparsity, the paper's "
-          f"convention; NAME:dense uses the dense peak. Custom: --flops F --bandwidth B.")
+    print("\n* default (the paper's reference). TFLOP/s: BF16 tensor peak with 2:4 sparsity, the paper's "
+          "convention; NAME:dense uses the dense peak. Custom: --flops F --bandwidth B.")
     return 0

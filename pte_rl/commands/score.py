@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from pte_rl.cli import CLIError
-from pte_rl.commands.gamma import add_hardware_arguments, gamma_from_args
+from pte_rl.commands.gamma import add_hardware_arguments, gamma_from_args, profile_from_args
 from pte_rl.cost import ATTENTION_MODES, CACHE_POLICIES, CostModel, TurnTable, pte_batch
 from pte_rl.jsonl import iter_trajectories, write_jsonl
 from pte_rl.trajectory import Trajectory
@@ -130,6 +130,9 @@ def _gamma_source(args: argparse.Namespace) -> tuple[float, float | None, dict[s
     if not (args.model_config or args.hardware):
         raise CLIError("no gamma: give --gamma G, or --model-config CONFIG [--hardware NAME], "
                        "or --hardware PROFILE.json with a measured gamma")
+    if not args.model_config and profile_from_args(args).gamma is None:
+        raise CLIError(f"--hardware {args.hardware} has no measured gamma: give --model-config CONFIG "
+                       "to derive one, or --gamma G")
     result = gamma_from_args(args, args.model_config)
     return result.gamma, result.delta, result.to_dict()
 

@@ -49,17 +49,21 @@ JSON. PTE comes from :func:`pte_rl.cost.pte_batch`. No torch, no TRL.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pte_rl.cost import CostModel, pte_batch
 from pte_rl.patterns.base import (
     DEFAULT_COMPUTE_TOOLS,
+    DEFAULT_CONFIG,
     DEFAULT_TOOLSETS,
     FORMAT_KINDS,
     PATTERNS,
     Flag,
     PatternConfig,
+    tool_to_set,
     turn_texts,
 )
 from pte_rl.patterns.detectors import (
@@ -94,6 +98,7 @@ __all__ = [
     "pattern_rates",
     "repeated_calls",
     "tool_mixing",
+    "tool_to_set",
     "turn_texts",
 ]
 
@@ -110,7 +115,7 @@ DETECTORS = {
 
 def detect(trajectory: Trajectory, config: PatternConfig | None = None) -> list[Flag]:
     """Every enabled pattern's flags for one trajectory, in :data:`PATTERNS` order."""
-    config = config or PatternConfig()
+    config = config or DEFAULT_CONFIG
     return [flag for name in config.enabled for flag in DETECTORS[name](trajectory, config)]
 
 
@@ -123,14 +128,18 @@ def pattern_rates(
     attention: str = "paper",
     delta: float = 0.0,
     flags: Sequence[Sequence[Flag]] | None = None,
+    toolsets: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Each pattern's rate and cost multiplier over a batch (module docstring), W&B-namespaced.
 
     Also ``patterns/any_rate`` (share with at least one pattern) and
     ``patterns/front_loading_share_mean`` (mean share over trajectories that call a tool). With
-    ``gamma=None`` only rates are given. ``flags`` reuses :func:`detect` results. Empty batch: NaN.
+    ``gamma=None`` only rates are given. ``flags`` reuses :func:`detect` results; ``toolsets``
+    replaces ``config.toolsets`` (either form :func:`tool_to_set` takes). Empty batch: NaN.
     """
-    config = config or PatternConfig()
+    config = config or DEFAULT_CONFIG
+    if toolsets is not None:
+        config = dataclasses.replace(config, toolsets=toolsets)
     flags = [detect(t, config) for t in trajectories] if flags is None else flags
     if len(flags) != len(trajectories):
         raise ValueError(f"flags: expected one list per trajectory ({len(trajectories)}), got {len(flags)}")

@@ -39,7 +39,7 @@ class PatternConfig:
     compute_tools: tuple[str, ...] = DEFAULT_COMPUTE_TOOLS
     """Tools whose first call makes a prior statement of the answer *confirmatory*."""
     toolsets: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TOOLSETS))
-    """Tool name -> toolset name; unlisted tools are each a set of their own."""
+    """Tool name -> toolset name (``{set: [tools]}`` is accepted too); unlisted tools are sets of their own."""
     overlong_tokens: int = 2048
     """A tool response over this many tokens is overlong."""
     front_loading_share: float = 0.8
@@ -50,6 +50,9 @@ class PatternConfig:
     """The patterns to detect (and that define *pattern-free*)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "toolsets", tool_to_set(self.toolsets))
+        object.__setattr__(self, "compute_tools", tuple(self.compute_tools))
+        object.__setattr__(self, "enabled", tuple(self.enabled))
         unknown = [p for p in self.enabled if p not in PATTERNS]
         if unknown:
             raise ValueError(f"enabled: unknown pattern(s) {unknown}; expected some of {PATTERNS}")
@@ -59,6 +62,29 @@ class PatternConfig:
             raise ValueError(
                 f"front_loading_share: expected a share in [0, 1], got {self.front_loading_share!r}"
             )
+
+
+def tool_to_set(toolsets: Mapping[str, Any]) -> dict[str, str]:
+    """``{tool: set}`` as is; ``{set: [tools]}`` inverted to it. A tool in two sets is an error.
+
+    >>> tool_to_set({"web": ["search", "visit"], "compute": ("python",)})
+    {'search': 'web', 'visit': 'web', 'python': 'compute'}
+    """
+    if not isinstance(toolsets, Mapping):
+        raise TypeError(f"toolsets: expected a mapping tool -> set (or set -> [tools]), got {toolsets!r}")
+    mapping: dict[str, str] = {}
+    for key, value in toolsets.items():
+        if isinstance(value, str):
+            pairs = [(str(key), value)]
+        elif isinstance(value, list | tuple | set | frozenset):
+            pairs = [(str(tool), str(key)) for tool in value]
+        else:
+            raise TypeError(f"toolsets[{key!r}]: expected a set name or a list of tools, got {value!r}")
+        for tool, name in pairs:
+            if mapping.get(tool, name) != name:
+                raise ValueError(f"toolsets: tool {tool!r} is in two sets ({mapping[tool]!r}, {name!r})")
+            mapping[tool] = name
+    return mapping
 
 
 DEFAULT_CONFIG = PatternConfig()

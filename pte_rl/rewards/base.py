@@ -139,7 +139,10 @@ class GroupReward:
                     log_metric(key, float(value))
         log_extra = kwargs.get("log_extra")
         if log_extra is not None and self.measure is not None:
-            log_extra(self.measure, [None if math.isnan(s.cost) else round(s.cost, 3) for s in local])
+            log_extra(
+                f"{self.__name__}:{self.measure}",
+                [None if math.isnan(s.cost) else round(s.cost, 3) for s in local],
+            )
         return rewards[offset : offset + n]
 
     def samples(self, prompts, completions, completion_ids, kwargs) -> list[Sample]:

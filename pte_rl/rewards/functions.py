@@ -17,7 +17,7 @@ Log keys (``log_metric``; batch-wide values, the same on every rank):
                 term over scored samples), reward/pte_penalty_unscored, reward/pte_penalty_budget_mean
                 (budget methods); other costs use tokens/generated_*, tokens/total_*, tools/calls_*
                 and reward/<name>_* in the same way.
-Completions table (``log_extra``): a column named after the cost measure (``pte``, ...).
+Completions table (``log_extra``): a column ``<name>:<measure>`` (``pte_penalty:pte``) with each cost.
 """
 
 from __future__ import annotations
@@ -198,7 +198,6 @@ def correctness_reward(
     checker: Callable | str | None = None,
     *,
     checker_options: dict | None = None,
-    tokenizer: Any = None,
     name: str = "correctness",
 ) -> CorrectnessReward:
     """The correctness reward: 1.0 / 0.0 / None (see :class:`CorrectnessReward`).
@@ -206,7 +205,7 @@ def correctness_reward(
     ``checker`` is a callable ``(answer_text, ground_truth) -> bool | None`` (an environment's
     ``check_answer``) or a name for :func:`pte_rl.checkers.get_checker` (``math``, ``qa``, ``number``).
     """
-    return CorrectnessReward(name=name, checker=checker, checker_options=checker_options, tokenizer=tokenizer)
+    return CorrectnessReward(name=name, checker=checker, checker_options=checker_options)
 
 
 def pte_reward(

@@ -249,8 +249,11 @@ def load_preset(
             ),
             None,
         )
-        where = f"{source} (override {by!r})" if by is not None else source
-        return PresetError(where, dotted, expected, None if by is not None else _line(text, field))
+        if by is not None:
+            return PresetError(f"{source} (override {by!r})", dotted, expected)
+        if applied:
+            expected += f" (overrides applied: {[raw for _, _, raw in applied]})"
+        return PresetError(source, dotted, expected, _line(text, field))
 
     unknown = set(data) - set(TOP_KEYS)
     if unknown:

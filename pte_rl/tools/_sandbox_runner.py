@@ -10,7 +10,8 @@ must not import pte_rl (the child may not see the package). In order, it:
    objects that raise ``PermissionError`` (the network layer for systems without a network namespace);
 4. replaces process creation (``os.fork``, ``os.system``, ``os.exec*``, ``os.spawn*``,
    ``os.posix_spawn``, ``_posixsubprocess.fork_exec``, hence ``subprocess`` and ``multiprocessing``);
-5. runs ``main.py`` from the working directory as ``__main__``; a traceback hides this file's frame.
+5. writes one byte to ``ready_fd`` (the parent starts the code's wall-clock timeout then) and closes it;
+6. runs ``main.py`` from the working directory as ``__main__``; a traceback hides this file's frame.
 
 Steps 3 and 4 are speed bumps for well-meaning code, not walls: ``ctypes`` reaches libc directly.
 The walls are the kernel's (namespaces, uid, rlimits), set up by the parent.
@@ -44,8 +45,17 @@ def _block_network():
 
     _socket.socket = _socket.SocketType = BlockedRawSocket
     socket.socket = BlockedSocket
-    names = ("socketpair", "fromfd", "create_connection", "create_server", "getaddrinfo", "gethostbyname",
-             "gethostbyname_ex", "gethostbyaddr", "getnameinfo")
+    names = (
+        "socketpair",
+        "fromfd",
+        "create_connection",
+        "create_server",
+        "getaddrinfo",
+        "gethostbyname",
+        "gethostbyname_ex",
+        "gethostbyaddr",
+        "getnameinfo",
+    )
     for module in (socket, _socket):
         for name in names:
             if hasattr(module, name):
@@ -55,9 +65,30 @@ def _block_network():
 def _block_processes():
     import _posixsubprocess
 
-    for name in ("fork", "forkpty", "system", "popen", "posix_spawn", "posix_spawnp", "spawnv", "spawnve",
-                 "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe", "execv", "execve", "execl",
-                 "execle", "execlp", "execlpe", "execvp", "execvpe"):
+    for name in (
+        "fork",
+        "forkpty",
+        "system",
+        "popen",
+        "posix_spawn",
+        "posix_spawnp",
+        "spawnv",
+        "spawnve",
+        "spawnvp",
+        "spawnvpe",
+        "spawnl",
+        "spawnle",
+        "spawnlp",
+        "spawnlpe",
+        "execv",
+        "execve",
+        "execl",
+        "execle",
+        "execlp",
+        "execlpe",
+        "execvp",
+        "execvpe",
+    ):
         if hasattr(os, name):
             setattr(os, name, _denied)
     _posixsubprocess.fork_exec = _denied
@@ -101,8 +132,11 @@ def _main():
         _report(exc, skip_frames=99)
         sys.exit(EXIT_MEMORY if isinstance(exc, MemoryError) else 1)
     namespace = {"__name__": "__main__", "__file__": "main.py", "__builtins__": __builtins__}
+    if config.get("ready_fd") is not None:  # tell the parent that the code starts now (its timeout starts)
+        os.write(config["ready_fd"], b"1")
+        os.close(config["ready_fd"])
     try:
-        exec(code, namespace)
+        exec(code, namespace)  # noqa: S102 - running the model's code is the point of the sandbox
     except SystemExit:
         raise
     except MemoryError as exc:

@@ -31,8 +31,14 @@ _BINARY = {
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
 }
-_SYMBOLS = {ast.BitXor: "^ (use ** for powers)", ast.BitAnd: "&", ast.BitOr: "|", ast.LShift: "<<",
-            ast.RShift: ">>", ast.MatMult: "@"}
+_SYMBOLS = {
+    ast.BitXor: "^ (use ** for powers)",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.MatMult: "@",
+}
 
 
 def evaluate(expression: str) -> Fraction:
@@ -77,7 +83,9 @@ def _eval(node: ast.AST) -> Fraction:
         if isinstance(node.op, ast.Div | ast.FloorDiv | ast.Mod) and right == 0:
             raise ToolInputError("division by zero")
         return _checked(_BINARY[type(node.op)](left, right))
-    raise ToolInputError(f"unsupported syntax: {ast.unparse(node)[:80]!r} (only numbers and + - * / // % ** ( ))")
+    raise ToolInputError(
+        f"unsupported syntax: {ast.unparse(node)[:80]!r} (only numbers and + - * / // % ** ( ))"
+    )
 
 
 def _power(base: Fraction, exponent: Fraction) -> Fraction:
@@ -89,7 +97,7 @@ def _power(base: Fraction, exponent: Fraction) -> Fraction:
         size = max(math.log2(abs(base.numerator)), math.log2(base.denominator))
         if size * abs(exponent.numerator) > MAX_BITS:
             raise ToolInputError(f"the result would exceed {MAX_BITS} bits")
-    return _checked(base ** exponent.numerator)
+    return _checked(base**exponent.numerator)
 
 
 def _checked(value: Fraction) -> Fraction:

@@ -8,7 +8,7 @@ Every cut that pte_rl makes to a tool response leaves a visible marker in the te
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 TRUNCATION_PREFIX = "[... "
 
@@ -32,7 +32,7 @@ class ToolText(str):
     error: str | None
     truncated: bool
 
-    def __new__(cls, text: str, error: str | None = None, truncated: bool = False) -> ToolText:
+    def __new__(cls, text: str, error: str | None = None, truncated: bool = False) -> Self:
         obj = super().__new__(cls, text)
         obj.error = error
         obj.truncated = truncated

@@ -54,7 +54,12 @@ class ToolOutcome:
 
     def message(self) -> dict:
         """The OpenAI-style tool message for the chat."""
-        return {"role": "tool", "tool_call_id": self.call_id, "name": self.name or "", "content": self.content}
+        return {
+            "role": "tool",
+            "tool_call_id": self.call_id,
+            "name": self.name or "",
+            "content": self.content,
+        }
 
     def to_tool_call(self, response_tokens: int = 0) -> ToolCall:
         """The :class:`pte_rl.trajectory.ToolCall` record, once the response's token count is known."""
@@ -90,9 +95,13 @@ def execute_calls(
         include_soft_errors: also return outcomes for soft failures (code_block, plain_text_call).
     """
     if timeout_s <= 0 or max_workers < 1:
-        raise ValueError(f"execute_calls: need timeout_s > 0 and max_workers >= 1, got {timeout_s}, {max_workers}")
+        raise ValueError(
+            f"execute_calls: need timeout_s > 0 and max_workers >= 1, got {timeout_s}, {max_workers}"
+        )
     toolset = as_toolset(tools)
-    attempts = [a for a in parsed.attempts if include_soft_errors or not (isinstance(a, ParseError) and a.soft)]
+    attempts = [
+        a for a in parsed.attempts if include_soft_errors or not (isinstance(a, ParseError) and a.soft)
+    ]
     calls = [a for a in attempts if isinstance(a, ParsedCall)]
     results = _run_concurrently(calls, toolset, timeout_s, max_workers)
     outcomes: list[ToolOutcome] = []
@@ -156,7 +165,9 @@ def _outcome(
 ) -> ToolOutcome:
     outcome = ToolOutcome(call.id, call.name, call.arguments, "", duration_s=duration)
     if isinstance(exc, _TimedOut):
-        outcome.content = f"Error: the {call.name} tool did not finish within {timeout_s:g} s and was abandoned."
+        outcome.content = (
+            f"Error: the {call.name} tool did not finish within {timeout_s:g} s and was abandoned."
+        )
         outcome.error = "timeout"
         outcome.events.append(Event(turn, "tool_error", "timeout", call.raw[:2000], call.name))
         return outcome
@@ -164,7 +175,9 @@ def _outcome(
         shown = str(exc) if isinstance(exc, ToolInputError) else f"{type(exc).__name__}: {exc}"
         outcome.content = f"Error: {shown}"
         outcome.error = "exception"
-        outcome.events.append(Event(turn, "tool_error", f"exception: {shown}"[:500], call.raw[:2000], call.name))
+        outcome.events.append(
+            Event(turn, "tool_error", f"exception: {shown}"[:500], call.raw[:2000], call.name)
+        )
         return outcome
     text = value if isinstance(value, str) else _to_text(value)
     outcome.error = getattr(value, "error", None)
@@ -172,7 +185,9 @@ def _outcome(
     if outcome.error is not None:
         outcome.events.append(Event(turn, "tool_error", outcome.error, text[:2000], call.name))
     if not text.strip():
-        outcome.events.append(Event(turn, "empty_output", "the tool returned no output", call.raw[:2000], call.name))
+        outcome.events.append(
+            Event(turn, "empty_output", "the tool returned no output", call.raw[:2000], call.name)
+        )
         text = EMPTY_OUTPUT_TEXT
     if max_output_chars is not None:
         text, cut = cut_text(str(text), max_output_chars, keep="head_tail")

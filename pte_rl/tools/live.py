@@ -75,17 +75,23 @@ def _timeout(timeout_s: float | None) -> float:
     return timeout_s if timeout_s is not None else float(os.environ.get("PTE_RL_SEARCH_TIMEOUT", "10"))
 
 
-def live_search(query: str, k: int = 5, *, url: str | None = None, timeout_s: float | None = None) -> list[SearchHit]:
+def live_search(
+    query: str, k: int = 5, *, url: str | None = None, timeout_s: float | None = None
+) -> list[SearchHit]:
     """Query a SearxNG-compatible endpoint (``url`` or ``$PTE_RL_SEARCH_URL``)."""
     endpoint = url or os.environ.get("PTE_RL_SEARCH_URL")
     if not endpoint:
-        raise ValueError("live search: set PTE_RL_SEARCH_URL (a SearxNG-compatible JSON endpoint) or pass url=")
-    request = f"{endpoint}{'&' if '?' in endpoint else '?'}{urllib.parse.urlencode({'q': query, 'format': 'json'})}"
+        raise ValueError(
+            "live search: set PTE_RL_SEARCH_URL (a SearxNG-compatible JSON endpoint) or pass url="
+        )
+    request = (
+        f"{endpoint}{'&' if '?' in endpoint else '?'}{urllib.parse.urlencode({'q': query, 'format': 'json'})}"
+    )
     with urllib.request.urlopen(request, timeout=_timeout(timeout_s)) as response:
         payload = json.loads(response.read(8 * 1024 * 1024).decode("utf-8", "replace"))
     results = payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(results, list):
-        raise ValueError(f"live search: {endpoint} answered without a 'results' list")
+        raise TypeError(f"live search: {endpoint} answered without a 'results' list")
     hits = []
     for item in results[:k]:
         if isinstance(item, dict) and isinstance(item.get("url"), str):
@@ -129,8 +135,12 @@ def make_live_search_tools(
         return format_hits(query, hits)
 
     def visit(doc: str) -> str:
-        return render_page(live_fetch(doc.strip(), timeout_s=timeout_s), visit_budget, budget_unit, count_tokens)
+        return render_page(
+            live_fetch(doc.strip(), timeout_s=timeout_s), visit_budget, budget_unit, count_tokens
+        )
 
     search.__doc__ = SEARCH_DOC.format(max_results=max_results, snippet_chars=300)
-    visit.__doc__ = VISIT_DOC.format(budget=visit_budget, unit={"chars": "characters"}.get(budget_unit, budget_unit))
+    visit.__doc__ = VISIT_DOC.format(
+        budget=visit_budget, unit={"chars": "characters"}.get(budget_unit, budget_unit)
+    )
     return [search, visit]

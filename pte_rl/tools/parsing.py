@@ -45,6 +45,7 @@ PYTHON_TAG = "<|python_tag|>"
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 SOFT_KINDS = frozenset({"code_block", "plain_text_call"})
 EVIDENCE_CHARS = 2000  # events keep at most this much of the matched text
+MAX_SOFT_FAILURES = 5  # code blocks / plain-text calls reported per message
 
 _PY_LANGS = frozenset({"python", "py", "python3", "py3", "ipython", "pycon"})
 _LLAMA_END_TAGS = ("<|eom_id|>", "<|eot_id|>")
@@ -151,7 +152,9 @@ class _Parser:
     def _next_id(self) -> str:
         return f"{self.id_prefix}_{self.turn}_{len(self.calls) + len(self.errors)}"
 
-    def fail(self, kind: str, raw: str, message: str, position: int, name: str | None = None, detail: str = "") -> None:
+    def fail(
+        self, kind: str, raw: str, message: str, position: int, name: str | None = None, detail: str = ""
+    ) -> None:
         self.errors.append(ParseError(kind, raw, message, self._next_id(), name, position))
         self.events.append(Event(self.turn, kind, detail or message, raw[:EVIDENCE_CHARS], name))
 
@@ -163,7 +166,9 @@ class _Parser:
             if close == -1:
                 return False
             raw = text[max(0, close - EVIDENCE_CHARS) : close + len(CLOSE_TAG)]
-            self.fail("bad_json", raw, _protocol_hint(f"found {CLOSE_TAG} without an opening {OPEN_TAG}"), close)
+            self.fail(
+                "bad_json", raw, _protocol_hint(f"found {CLOSE_TAG} without an opening {OPEN_TAG}"), close
+            )
             return True
         close = -2  # the next closing tag at or after the body; searched again only when passed
         while start != -1:
@@ -172,7 +177,12 @@ class _Parser:
                 close = text.find(CLOSE_TAG, body_start)
             following = text.find(OPEN_TAG, body_start)
             if close != -1 and (following == -1 or close < following):
-                body, raw, end, terminated = text[body_start:close], text[start : close + len(CLOSE_TAG)], close, True
+                body, raw, end, terminated = (
+                    text[body_start:close],
+                    text[start : close + len(CLOSE_TAG)],
+                    close,
+                    True,
+                )
             else:
                 end = following if following != -1 else len(text)
                 body, raw, terminated = text[body_start:end], text[start:end], False
@@ -206,7 +216,9 @@ class _Parser:
         if error is not None:
             self.fail("bad_json", body, _protocol_hint(f"the tool call is not valid JSON: {error}"), position)
             return True
-        if tag == -1 and not all(isinstance(o, dict) and ("arguments" in o or "parameters" in o) for o in objects):
+        if tag == -1 and not all(
+            isinstance(o, dict) and ("arguments" in o or "parameters" in o) for o in objects
+        ):
             return False  # a JSON answer such as {"name": "Paris"}, not a call
         for obj in objects:
             self.call_object(obj, body, position)
@@ -217,7 +229,12 @@ class _Parser:
         if isinstance(obj, dict) and "name" not in obj and isinstance(obj.get("function"), dict):
             obj = obj["function"]  # {"type": "function", "function": {...}}
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-            self.fail("bad_json", raw, _protocol_hint('a tool call must be a JSON object with a string "name"'), position)
+            self.fail(
+                "bad_json",
+                raw,
+                _protocol_hint('a tool call must be a JSON object with a string "name"'),
+                position,
+            )
             return
         name = obj["name"]
         arguments = obj.get("arguments", obj.get("parameters"))
@@ -227,12 +244,20 @@ class _Parser:
             try:
                 arguments = json.loads(arguments, strict=False) if arguments.strip() else {}
             except (ValueError, RecursionError) as exc:
-                message = f'Error: the "arguments" of the {name!r} call are a string that is not valid JSON: {exc}.'
+                message = (
+                    f'Error: the "arguments" of the {name!r} call are a string that is not valid JSON: {exc}.'
+                )
                 self.fail("bad_json", raw, message, position, name)
                 return
         if name not in self.toolset:
             available = ", ".join(self.toolset.names) or "none"
-            self.fail("unknown_tool", raw, f"Error: unknown tool {name!r}. Available tools: {available}.", position, name)
+            self.fail(
+                "unknown_tool",
+                raw,
+                f"Error: unknown tool {name!r}. Available tools: {available}.",
+                position,
+                name,
+            )
             return
         problem = self.toolset.validate(name, arguments)
         if problem is not None:
@@ -246,6 +271,8 @@ class _Parser:
         code_tool = _code_tool(self.toolset)
         fences = _fences(text)
         for start, end, lang, content in fences:
+            if len(self.errors) >= MAX_SOFT_FAILURES:
+                break
             if lang in _PY_LANGS and code_tool is not None and content.strip():
                 example = json.dumps({"name": code_tool, "arguments": {"code": "print(1 + 1)"}})
                 message = (
@@ -265,7 +292,7 @@ class _Parser:
         outside = "".join(pieces) + text[position:]
         names = "|".join(re.escape(n) for n in sorted(self.toolset.names, key=len, reverse=True))
         pattern = re.compile(rf"(?<![\w.])({names})\s*\(\s*(?:[A-Za-z_]\w*\s*=|[\"'])")
-        for match in list(pattern.finditer(outside))[:5]:
+        for match in list(pattern.finditer(outside))[: max(0, MAX_SOFT_FAILURES - len(self.errors))]:
             line_end = outside.find("\n", match.end())
             raw = text[match.start() : line_end if line_end != -1 else len(text)]
             name = match.group(1)
@@ -289,7 +316,9 @@ def _fences(text: str) -> list[tuple[int, int, str, str]]:
                 words = stripped[3:].split()
                 opened = (offset, offset + len(line), words[0].lower() if words else "")
             else:
-                fences.append((opened[0], offset + len(line.rstrip("\r\n")), opened[2], text[opened[1] : offset]))
+                fences.append(
+                    (opened[0], offset + len(line.rstrip("\r\n")), opened[2], text[opened[1] : offset])
+                )
                 opened = None
         offset += len(line)
     if opened is not None:

@@ -63,7 +63,9 @@ def make_python_tool(
             max_output_bytes=max_output_bytes,
             max_processes=max_processes,
         )
-        return format_result(result, timeout_s=timeout_s, memory_mb=memory_mb, max_output_bytes=max_output_bytes)
+        return format_result(
+            result, timeout_s=timeout_s, memory_mb=memory_mb, max_output_bytes=max_output_bytes
+        )
 
     python.__name__ = python.__qualname__ = name
     python.__doc__ = f"""Run Python code in a fresh interpreter and return what it prints.

@@ -3,7 +3,9 @@
 Layers, outermost first (``sandbox_layers()`` says which are active; docs/tools.md has the table):
 
 * **Process group.** The child leads a new session; at the wall-clock deadline, and after every run,
-  the whole group gets SIGKILL. Output is read incrementally: ``output_budget`` bytes per stream are
+  the whole group gets SIGKILL. The deadline is ``timeout_s`` after the model's code starts (the
+  child reports that moment through a pipe), so a slow start on a loaded machine does not eat the
+  code's time; the start-up itself is bounded by ``STARTUP_TIMEOUT_S``. Output is read incrementally: ``output_budget`` bytes per stream are
   kept (head and tail, a visible marker between), and a run that prints more than
   ``max_output_bytes`` in all is stopped (``output_limit``). The caller never holds more than
   ``2 * output_budget`` bytes of output.
@@ -35,7 +37,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import selectors
 import shutil
 import signal
 import site
@@ -47,12 +48,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pte_rl.tools.common import truncation_marker
+from pte_rl.tools.processes import (
+    acquire_uid,
+    collect_output,
+    kill_group,
+    kill_uid,
+    release_uid,
+    remove_tree,
+    tasks_of_uid,
+)
 
 RUNNER_SOURCE = (Path(__file__).with_name("_sandbox_runner.py")).read_text(encoding="utf-8")
 EXIT_MEMORY = 99  # the runner's exit status after a MemoryError (see _sandbox_runner.py)
 _EXIT_MOUNT_FAILED = 125
-_UID_SLOTS = 256
+STARTUP_TIMEOUT_S = 60.0  # the sandbox's own start-up (not the code's time); only a stalled machine hits it
 _NAMESPACES = ("mount", "net", "pid", "ipc", "uts")
 
 
@@ -98,6 +107,7 @@ class ToolResult:
     stderr_bytes: int = 0
     layers: SandboxLayers | None = None
     uid: int | None = None  # the per-run uid the code ran as, when that layer is on
+    startup_s: float | None = None  # from the call to the moment the code started (None: it never did)
 
     @property
     def ok(self) -> bool:
@@ -123,7 +133,8 @@ def run_python(
 
     Args:
         code: Python source.
-        timeout_s: wall-clock limit for the whole run (start-up included); CPU limit = ceil(timeout_s) + 1.
+        timeout_s: wall-clock limit for the code, counted from when it starts (after the sandbox's
+            start-up, so that a loaded machine does not eat the code's time); CPU limit = ceil(timeout_s) + 1.
         memory_mb: address-space limit per process (RLIMIT_AS).
         output_budget: bytes kept per stream (first and last halves, marker between).
         max_output_bytes: bytes read over both streams before the run is stopped (``output_limit``).
@@ -136,10 +147,15 @@ def run_python(
     """
     if not isinstance(code, str):
         raise TypeError(f"run_python: code must be str, got {type(code).__name__}")
-    for name, value, low in (("timeout_s", timeout_s, 0.01), ("memory_mb", memory_mb, 64),
-                             ("output_budget", output_budget, 0), ("max_output_bytes", max_output_bytes, 1),
-                             ("max_processes", max_processes, 1), ("max_open_files", max_open_files, 16),
-                             ("file_size_mb", file_size_mb, 0)):
+    for name, value, low in (
+        ("timeout_s", timeout_s, 0.01),
+        ("memory_mb", memory_mb, 64),
+        ("output_budget", output_budget, 0),
+        ("max_output_bytes", max_output_bytes, 1),
+        ("max_processes", max_processes, 1),
+        ("max_open_files", max_open_files, 16),
+        ("file_size_mb", file_size_mb, 0),
+    ):
         if not value >= low:
             raise ValueError(f"run_python: {name} must be >= {low}, got {value!r}")
     rlimits = {
@@ -150,9 +166,15 @@ def run_python(
         "RLIMIT_NOFILE": max_open_files,
         "RLIMIT_CORE": 0,
     }
-    config = {"rlimits": rlimits, "block_network": block_network, "block_processes": block_processes,
-              "site_dirs": [d for d in site.getsitepackages() if os.path.isdir(d)]}
-    return _run(code, layers or sandbox_layers(), config, timeout_s, output_budget, max_output_bytes, extra_env)
+    config = {
+        "rlimits": rlimits,
+        "block_network": block_network,
+        "block_processes": block_processes,
+        "site_dirs": [d for d in site.getsitepackages() if os.path.isdir(d)],
+    }
+    return _run(
+        code, layers or sandbox_layers(), config, timeout_s, output_budget, max_output_bytes, extra_env
+    )
 
 
 # -- layers ----------------------------------------------------------------------------------------
@@ -186,7 +208,9 @@ def candidate_layers() -> list[SandboxLayers]:
         if use_uid:
             candidates.append(SandboxLayers(_NAMESPACES, drop_uid=True, drop_capabilities=True))
             if has["mount"] and _interpreter_in_prefix() is not None:
-                candidates.append(SandboxLayers(_NAMESPACES, True, relocate_interpreter=True, drop_capabilities=True))
+                candidates.append(
+                    SandboxLayers(_NAMESPACES, True, relocate_interpreter=True, drop_capabilities=True)
+                )
         candidates.append(SandboxLayers(_NAMESPACES, drop_capabilities=has["setpriv"]))
     elif use_ns:
         candidates.append(SandboxLayers(("user", *_NAMESPACES), drop_capabilities=has["setpriv"]))
@@ -197,15 +221,23 @@ def candidate_layers() -> list[SandboxLayers]:
 
 
 def _probe(layers: SandboxLayers) -> bool:
-    config = {"rlimits": {}, "block_network": True, "block_processes": True,
-              "site_dirs": [d for d in site.getsitepackages() if os.path.isdir(d)]}
+    config = {
+        "rlimits": {},
+        "block_network": True,
+        "block_processes": True,
+        "site_dirs": [d for d in site.getsitepackages() if os.path.isdir(d)],
+    }
     try:
         result = _run(_PROBE_CODE, layers, config, 60.0, 4096, 65536, None)
     except SandboxError:
         return False
     uid = result.uid if layers.drop_uid else os.getuid() if not layers.namespaces else None
     expected = f"pte-rl-probe {uid} {sys.version}" if uid is not None else "pte-rl-probe "
-    return result.error is None and result.stdout.startswith(expected) and result.stdout.strip().endswith(sys.version)
+    return (
+        result.error is None
+        and result.stdout.startswith(expected)
+        and result.stdout.strip().endswith(sys.version)
+    )
 
 
 def _interpreter_in_prefix() -> str | None:
@@ -226,7 +258,7 @@ def _run(
     max_output_bytes: int,
     extra_env: dict[str, str] | None,
 ) -> ToolResult:
-    uid = _acquire_uid() if layers.drop_uid else None
+    uid = acquire_uid() if layers.drop_uid else None
     run_dir = tempfile.mkdtemp(prefix="pte_rl_sandbox_")
     try:
         work = os.path.join(run_dir, "work")
@@ -238,28 +270,45 @@ def _run(
                 os.chown(path, uid, uid)
         if uid is None and os.geteuid() != 0 and "RLIMIT_NPROC" in config["rlimits"]:
             config = {**config, "rlimits": {**config["rlimits"]}}
-            config["rlimits"]["RLIMIT_NPROC"] += _tasks_of_uid(os.getuid())
+            config["rlimits"]["RLIMIT_NPROC"] += tasks_of_uid(os.getuid())
+        ready_read, ready_write = os.pipe()
+        config = {**config, "ready_fd": ready_write}
         argv, env = _command(layers, uid, run_dir, work, config)
         env.update(extra_env or {})
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+            proc = subprocess.Popen(
+                argv,
+                cwd=work,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(ready_write,),
+            )
         except OSError as exc:
+            os.close(ready_read)
             raise SandboxError(f"cannot start the sandbox ({argv[0]}): {exc}") from exc
-        try:
-            streams, reason = _collect(proc, start + timeout_s, output_budget, max_output_bytes)
         finally:
-            _kill_group(proc.pid)
+            os.close(ready_write)
+        try:
+            streams, reason, started = collect_output(
+                proc, ready_read, start + STARTUP_TIMEOUT_S, timeout_s, output_budget, max_output_bytes
+            )
+        finally:
+            kill_group(proc.pid)
             proc.wait()
             proc.stdout.close()
             proc.stderr.close()
+            os.close(ready_read)
             if uid is not None and not layers.namespaces:
-                _kill_uid(uid)
+                kill_uid(uid)
         duration = time.monotonic() - start
     finally:
-        _release_uid(uid)
-        _remove_tree(run_dir)
+        release_uid(uid)
+        remove_tree(run_dir)
     returncode = proc.returncode
     if layers.namespaces and 128 < returncode <= 128 + 64:  # the namespace's sh reports 128 + signal
         returncode = 128 - returncode
@@ -272,15 +321,34 @@ def _run(
         else:
             error = "exception"
     out, err = streams
-    return ToolResult(out.text(), err.text(), error, returncode, duration, out.truncated or err.truncated,
-                      out.total, err.total, layers, uid)
+    return ToolResult(
+        out.text(),
+        err.text(),
+        error,
+        returncode,
+        duration,
+        out.truncated or err.truncated,
+        out.total,
+        err.total,
+        layers,
+        uid,
+        None if started is None else started - start,
+    )
 
 
 def _command(
     layers: SandboxLayers, uid: int | None, run_dir: str, work: str, config: dict
 ) -> tuple[list[str], dict[str, str]]:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": work,
-           "TMPDIR": work, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "HOME": work,
+        "TMPDIR": work,
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     interpreter = sys.executable
     mount_script = ""
     prefix = mount_point = "-"
@@ -296,7 +364,12 @@ def _command(
         mount_script = f'{shutil.which("mount")} --bind "$1" "$2" || exit {_EXIT_MOUNT_FAILED}; '
     argv = [interpreter, "-I", "-c", RUNNER_SOURCE, json.dumps(config)]
     if layers.drop_uid or layers.drop_capabilities:
-        privileges = [shutil.which("setpriv") or "setpriv", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
+        privileges = [
+            shutil.which("setpriv") or "setpriv",
+            "--no-new-privs",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ]
         if layers.drop_uid and uid is not None:
             privileges += [f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
         argv = [*privileges, "--", *argv]
@@ -306,8 +379,18 @@ def _command(
         # sh stays the namespace's first process (no exec), so the code is not pid 1: its own signals
         # work as usual, and it cannot signal its parent (pid 1 ignores signals from inside).
         script = mount_script + 'shift 2; "$@"; exit $?'
-        argv = [shutil.which("unshare") or "unshare", *flags, "--", shutil.which("sh") or "sh", "-c", script, "sh",
-                prefix, mount_point, *argv]
+        argv = [
+            shutil.which("unshare") or "unshare",
+            *flags,
+            "--",
+            shutil.which("sh") or "sh",
+            "-c",
+            script,
+            "sh",
+            prefix,
+            mount_point,
+            *argv,
+        ]
     return argv, env
 
 
@@ -316,155 +399,12 @@ def _relocated_sys_path(mount_point: str) -> list[str]:
     site_dirs = set(site.getsitepackages())
     path = []
     for entry in sys.path:
-        moved = next((mount_point + entry[len(p) :] for p in prefixes if entry == p or entry.startswith(p + os.sep)), None)
+        moved = next(
+            (mount_point + entry[len(p) :] for p in prefixes if entry == p or entry.startswith(p + os.sep)),
+            None,
+        )
         if moved is not None:
             path.append(moved)
         elif entry in site_dirs:
             path.append(entry)
     return path
-
-
-class _Capped:
-    """Keeps the first and last ``budget // 2`` bytes of a stream and counts the rest."""
-
-    def __init__(self, budget: int) -> None:
-        self.head_cap, self.tail_cap = budget - budget // 2, budget // 2
-        self.head, self.tail = bytearray(), bytearray()
-        self.total = 0
-
-    def add(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        room = self.head_cap - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        if self.tail_cap:
-            self.tail += chunk[-self.tail_cap :]
-            del self.tail[: max(0, len(self.tail) - self.tail_cap)]
-
-    @property
-    def truncated(self) -> bool:
-        return self.total > len(self.head) + len(self.tail)
-
-    def text(self) -> str:
-        head = self.head.decode("utf-8", "replace")
-        if not self.truncated:
-            return head + self.tail.decode("utf-8", "replace")
-        marker = truncation_marker(self.total - len(self.head) - len(self.tail), "bytes")
-        return f"{head}\n{marker}\n" + self.tail.decode("utf-8", "replace")
-
-
-def _collect(
-    proc: subprocess.Popen, deadline: float, budget: int, max_total: int
-) -> tuple[tuple[_Capped, _Capped], str | None]:
-    """Read both pipes until EOF, the deadline or ``max_total`` bytes; return the buffers and why it stopped."""
-    buffers = {proc.stdout.fileno(): _Capped(budget), proc.stderr.fileno(): _Capped(budget)}
-    selector = selectors.DefaultSelector()
-    for fd in buffers:
-        selector.register(fd, selectors.EVENT_READ)
-    exited_at: float | None = None
-    reason = None
-    total = 0
-    with selector:
-        while selector.get_map() and reason is None:
-            now = time.monotonic()
-            if now >= deadline:
-                reason = "timeout"
-                break
-            if exited_at is not None and now - exited_at > 0.5:
-                break  # the code exited but a descendant holds the pipes open
-            for key, _ in selector.select(timeout=min(deadline - now, 0.1)):
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    selector.unregister(key.fd)
-                    continue
-                buffers[key.fd].add(chunk)
-                total += len(chunk)
-                if total > max_total:
-                    reason = "output_limit"
-                    break
-            if exited_at is None and proc.poll() is not None:
-                exited_at = time.monotonic()
-    return (buffers[proc.stdout.fileno()], buffers[proc.stderr.fileno()]), reason
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-
-_UIDS_IN_USE: set[int] = set()
-_UID_LOCK = threading.Lock()
-
-
-def _acquire_uid() -> int:
-    base = int(os.environ.get("PTE_RL_SANDBOX_UID_BASE", "60100"))
-    with _UID_LOCK:
-        first = os.getpid() % _UID_SLOTS  # different processes start at different slots
-        for k in range(_UID_SLOTS):
-            uid = base + (first + k) % _UID_SLOTS
-            if uid not in _UIDS_IN_USE:
-                _UIDS_IN_USE.add(uid)
-                return uid
-    raise SandboxError(f"all {_UID_SLOTS} sandbox uids from {base} are in use")
-
-
-def _release_uid(uid: int | None) -> None:
-    with _UID_LOCK:
-        _UIDS_IN_USE.discard(uid)
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _uid_processes(uid: int) -> list[tuple[int, int]]:
-    """(pid, threads) of every process whose real uid is ``uid``."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = Path(entry.path, "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if int(fields.get("Uid", "-1 0").split()[0]) == uid:
-            found.append((int(entry.name), int(fields.get("Threads", "1").strip() or 1)))
-    return found
-
-
-def _tasks_of_uid(uid: int) -> int:
-    return sum(threads for _, threads in _uid_processes(uid))
-
-
-def _kill_uid(uid: int) -> None:
-    """SIGKILL every process of a per-run uid (daemons that left the process group), until none is left."""
-    for _ in range(20):
-        pids = [pid for pid, _ in _uid_processes(uid)]
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        time.sleep(0.01)
-
-
-def _remove_tree(path: str) -> None:
-    mount_point = os.path.join(path, "python")
-    if os.path.ismount(mount_point):  # never descend into a bind-mounted interpreter
-        return
-
-    def retry(function, failed_path, *_):
-        try:
-            os.chmod(os.path.dirname(failed_path), 0o700)
-            function(failed_path)
-        except OSError:
-            pass
-
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=retry)
-    else:
-        shutil.rmtree(path, onerror=retry)

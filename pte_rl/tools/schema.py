@@ -45,8 +45,9 @@ class ToolSchemaError(TypeError):
 def parse_google_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
     """Split a Google-style docstring into (description, {parameter: description}).
 
-    The description is the text before the first section header; parameter entries are the lines of
-    the ``Args:`` section, ``name (type): text`` or ``name: text``, with more-indented continuation lines.
+    The description is the text before the first section header, each paragraph's wrapped lines
+    joined; parameter entries are the lines of the ``Args:`` section, ``name (type): text`` or
+    ``name: text``, with more-indented continuation lines.
     """
     if not doc:
         return "", {}
@@ -75,7 +76,22 @@ def parse_google_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
             params[current] = match.group(3).strip()
         elif current is not None:
             params[current] = f"{params[current]} {stripped}".strip()
-    return "\n".join(description).strip(), params
+    return _reflow("\n".join(description).strip()), params
+
+
+def _reflow(text: str) -> str:
+    """Join the wrapped lines of each paragraph (the model reads prose, not the source's line breaks);
+    lines that start a list item (``-``, ``*``, ``1.``) keep their break."""
+    paragraphs = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            if lines and not re.match(r"\s*([-*]|\d+[.)])\s", line):
+                lines[-1] = f"{lines[-1]} {line.strip()}"
+            else:
+                lines.append(line.rstrip())
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
 
 
 def type_schema(annotation: Any, *, where: str = "annotation") -> dict:
@@ -96,7 +112,9 @@ def type_schema(annotation: Any, *, where: str = "annotation") -> dict:
     if origin in (Union, types.UnionType):
         members = [a for a in args if a is not type(None)]
         if len(members) != len(args) - 1 or len(members) != 1:
-            raise ToolSchemaError(f"{where}: only Optional[X] / X | None unions are supported, got {annotation!r}")
+            raise ToolSchemaError(
+                f"{where}: only Optional[X] / X | None unions are supported, got {annotation!r}"
+            )
         inner = type_schema(members[0], where=where)
         if set(inner) == {"type"} and isinstance(inner["type"], str):
             return {"type": [inner["type"], "null"]}
@@ -126,7 +144,9 @@ def function_schema(fn: Callable) -> dict:
         raise ToolSchemaError(f"tool {fn!r}: needs a __name__ that is an identifier")
     description, param_docs = parse_google_docstring(inspect.getdoc(fn))
     if not description:
-        raise ToolSchemaError(f"tool {name!r}: the docstring must start with a description the model can read")
+        raise ToolSchemaError(
+            f"tool {name!r}: the docstring must start with a description the model can read"
+        )
     try:
         hints = typing.get_type_hints(fn)
     except Exception as exc:  # a NameError in a string annotation, usually
@@ -136,7 +156,9 @@ def function_schema(fn: Callable) -> dict:
     for param in inspect.signature(fn).parameters.values():
         where = f"tool {name!r}, parameter {param.name!r}"
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
-            raise ToolSchemaError(f"{where}: *args, **kwargs and positional-only parameters cannot be called by name")
+            raise ToolSchemaError(
+                f"{where}: *args, **kwargs and positional-only parameters cannot be called by name"
+            )
         if param.name not in hints:
             raise ToolSchemaError(f"{where}: missing a type annotation")
         if param.name not in param_docs:
@@ -148,8 +170,16 @@ def function_schema(fn: Callable) -> dict:
         elif _json_value(param.default):
             schema["default"] = param.default
         properties[param.name] = schema
-    parameters = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
-    return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
+    parameters = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+    return {
+        "type": "function",
+        "function": {"name": name, "description": description, "parameters": parameters},
+    }
 
 
 def _json_value(value: Any) -> bool:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pte_rl.jsonl import FormatError
 from pte_rl.tools.common import ToolInputError, ToolText, truncation_marker
 
 BudgetUnit = Literal["chars", "words", "tokens"]
@@ -65,34 +66,41 @@ class Corpus:
         for doc in self.documents:
             if doc.url:
                 self._by_key.setdefault(doc.url, doc)
-        import bm25s
+        tokens = _tokenize([f"{d.title}\n{d.text}" for d in self.documents])
+        self._retriever = None  # stays None when no document has a searchable word
+        if any(tokens):
+            import bm25s
 
-        self._retriever = bm25s.BM25(k1=k1, b=b)
-        self._retriever.index(_tokenize([f"{d.title}\n{d.text}" for d in self.documents]), show_progress=False)
+            self._retriever = bm25s.BM25(k1=k1, b=b)
+            self._retriever.index(tokens, show_progress=False)
         self._lock = threading.Lock()
 
     @classmethod
     def from_jsonl(cls, path: str | Path, **kwargs: float) -> Corpus:
-        """Read documents, one JSON object per line: ``id`` and ``text`` (strings), optional ``title``, ``url``."""
+        """Read documents, one JSON object per line: ``id`` and ``text`` (strings), optional ``title``, ``url``.
+
+        Bad lines raise :class:`pte_rl.jsonl.FormatError` (a ValueError) naming the file, line and field.
+        """
         documents = []
         with open(path, encoding="utf-8") as handle:
             for line_number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
-                where = f"{path}:{line_number}"
                 try:
                     record = json.loads(line)
                 except ValueError as exc:
-                    raise ValueError(f"{where}: not valid JSON ({exc})") from None
+                    raise FormatError(path, line_number, "<line>", f"expected valid JSON ({exc})") from None
                 if not isinstance(record, dict):
-                    raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
+                    raise FormatError(path, line_number, "<line>", "expected a JSON object")
                 for field, required in (("id", True), ("text", True), ("title", False), ("url", False)):
                     value = record.get(field)
                     if (required or value is not None) and not isinstance(value, str):
-                        raise ValueError(f"{where}: field {field!r}: expected a string, got {value!r}")
+                        raise FormatError(path, line_number, field, f"expected a string, got {value!r}")
                 if not record["id"]:
-                    raise ValueError(f"{where}: field 'id': expected a non-empty string")
-                documents.append(Document(record["id"], record.get("title") or "", record["text"], record.get("url") or ""))
+                    raise FormatError(path, line_number, "id", "expected a non-empty string")
+                documents.append(
+                    Document(record["id"], record.get("title") or "", record["text"], record.get("url") or "")
+                )
         if not documents:
             raise ValueError(f"{path}: no documents")
         return cls(documents, **kwargs)
@@ -107,21 +115,29 @@ class Corpus:
     def search(self, query: str, k: int = 5, snippet_chars: int = 200) -> list[SearchHit]:
         """The ``k`` best documents with a positive BM25 score, best first."""
         terms = _tokenize([query])[0]
-        if not terms or k < 1:
+        if not terms or k < 1 or self._retriever is None:
             return []
         with self._lock:
-            indices, scores = self._retriever.retrieve([terms], k=min(k, len(self.documents)), show_progress=False)
+            indices, scores = self._retriever.retrieve(
+                [terms], k=min(k, len(self.documents)), show_progress=False
+            )
         hits = []
         for index, score in zip(indices[0].tolist(), scores[0].tolist()):
             if score > 0:
                 doc = self.documents[index]
-                hits.append(SearchHit(doc.id, doc.title, doc.url, float(score), snippet(doc.text, terms, snippet_chars)))
+                hits.append(
+                    SearchHit(
+                        doc.id, doc.title, doc.url, float(score), snippet(doc.text, terms, snippet_chars)
+                    )
+                )
         return hits
 
 
 def snippet(text: str, terms: list[str], chars: int) -> str:
     """About ``chars`` characters of ``text`` around the first query term found (the start if none)."""
-    pattern = re.compile(r"\b(" + "|".join(re.escape(t) for t in terms) + r")\b", re.I) if terms else None
+    pattern = (
+        re.compile(r"\b(" + "|".join(re.escape(t) for t in terms) + r")\b", re.IGNORECASE) if terms else None
+    )
     match = pattern.search(text) if pattern else None
     start = max(0, (match.start() if match else 0) - chars // 4)
     piece = " ".join(text[start : start + chars].split())
@@ -159,7 +175,9 @@ def cut_to_budget(
     raise ValueError(f"unit: expected 'chars', 'words' or 'tokens', got {unit!r}")
 
 
-def render_page(doc: Document, budget: int, unit: BudgetUnit, count_tokens: Callable[[str], int] | None) -> ToolText:
+def render_page(
+    doc: Document, budget: int, unit: BudgetUnit, count_tokens: Callable[[str], int] | None
+) -> ToolText:
     """A page as the model reads it: title, url, then the text cut to the budget with a marker."""
     body, omitted = cut_to_budget(doc.text, budget, unit, count_tokens)
     header = f"# {doc.title}\n" + (f"{doc.url}\n" if doc.url else "")
@@ -200,7 +218,9 @@ def make_search_tools(
     if budget_unit == "tokens" and count_tokens is None:
         raise ValueError("make_search_tools: budget_unit='tokens' needs count_tokens")
     if not 1 <= default_results <= max_results:
-        raise ValueError(f"make_search_tools: need 1 <= default_results <= max_results, got {default_results}, {max_results}")
+        raise ValueError(
+            f"make_search_tools: need 1 <= default_results <= max_results, got {default_results}, {max_results}"
+        )
 
     def search(query: str, k: int = default_results) -> str:
         hits = corpus.search(query, max(1, min(k, max_results)), snippet_chars)
@@ -213,7 +233,9 @@ def make_search_tools(
         return render_page(found, visit_budget, budget_unit, count_tokens)
 
     search.__doc__ = SEARCH_DOC.format(max_results=max_results, snippet_chars=snippet_chars)
-    visit.__doc__ = VISIT_DOC.format(budget=visit_budget, unit={"chars": "characters"}.get(budget_unit, budget_unit))
+    visit.__doc__ = VISIT_DOC.format(
+        budget=visit_budget, unit={"chars": "characters"}.get(budget_unit, budget_unit)
+    )
     return [search, visit]
 
 

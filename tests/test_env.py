@@ -1,0 +1,135 @@
+"""Environments: loading by name / path / $PTE_RL_ENVS_DIR, validation, and the facts, math, simpleqa envs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from pte_rl.env import DATA_DIR_VARIABLE, Environment, load_environment, repo_root, resolve_environment
+
+DATA_DIR = Path(os.environ.get(DATA_DIR_VARIABLE) or repo_root().parent / "shared" / "data")
+needs_data = pytest.mark.skipif(not (DATA_DIR / "math500.jsonl").is_file(), reason=f"no benchmark files in {DATA_DIR}")
+
+TINY_ENV = '''
+from datasets import Dataset
+from pte_rl.env import Environment
+
+
+def echo(text: str) -> str:
+    """Echo the text.
+
+    Args:
+        text: what to echo.
+    """
+    return text
+
+
+def load_environment(size: int = 2, tag: str = "x") -> Environment:
+    rows = {"prompt": [[{"role": "user", "content": f"{tag}{i}"}] for i in range(size)],
+            "ground_truth": [str(i) for i in range(size)], "task_id": [f"{tag}-{i}" for i in range(size)]}
+    return Environment(name="tiny", dataset=Dataset.from_dict(rows), tools=[echo], check_answer=lambda a, g: a == g)
+'''
+
+
+def test_loads_by_path_by_env_dir_and_lists_names_when_unknown(tmp_path, monkeypatch):
+    path = tmp_path / "tiny.py"
+    path.write_text(TINY_ENV)
+    env = load_environment(str(path), size=3)
+    assert len(env.dataset) == 3 and env.source == (str(path.resolve()), {"size": 3})
+    assert env.tool_schemas()[0]["function"]["name"] == "echo"
+    monkeypatch.setenv("PTE_RL_ENVS_DIR", str(tmp_path))
+    assert load_environment("tiny", tag="y").dataset["task_id"] == ["y-0", "y-1"]
+    with pytest.raises(ValueError, match=r"unknown environment 'nope'; available: .*arith.*facts.*tiny"):
+        resolve_environment("nope")
+    with pytest.raises(TypeError, match=r"tiny.py: load_environment\(\).*'colour'.*accepted options: size: int = 2"):
+        load_environment("tiny", colour="red")
+    with pytest.raises(FileNotFoundError, match="missing.py"):
+        load_environment(str(tmp_path / "missing.py"))
+
+
+def test_environment_rejects_missing_columns_and_overlapping_splits():
+    from datasets import Dataset
+
+    rows = {"prompt": [[{"role": "user", "content": "q"}]], "ground_truth": ["1"], "task_id": ["t1"]}
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['task_id'\]"):
+        Environment("e", Dataset.from_dict({k: v for k, v in rows.items() if k != "task_id"}), [], lambda a, g: True)
+    with pytest.raises(ValueError, match="1 task_id\\(s\\) in both dataset and eval_dataset"):
+        Environment("e", Dataset.from_dict(rows), [], lambda a, g: True, eval_dataset=Dataset.from_dict(rows))
+
+
+def test_facts_is_deterministic_disjoint_and_answerable_from_its_pages():
+    env = load_environment("facts", n_cities=20, n_eval=20)
+    again = load_environment("facts", n_cities=20, n_eval=20)
+    other = load_environment("facts", n_cities=20, n_eval=20, seed=1)
+    assert env.dataset["task_id"] == again.dataset["task_id"] and env.dataset["ground_truth"] == again.dataset["ground_truth"]
+    assert env.dataset["prompt"] != other.dataset["prompt"]
+    assert not set(env.dataset["task_id"]) & set(env.eval_dataset["task_id"])
+    # 20 cities: 4 countries (2 questions each), 15 inventions (2), 15 companies (3), 20 cities (1).
+    assert len(env.dataset) + len(env.eval_dataset) == 4 * 2 + 15 * 2 + 15 * 3 + 20
+    search, visit = env.tools
+    for row in list(env.dataset)[:10]:
+        question, answer = row["prompt"][1]["content"], row["ground_truth"]
+        doc = re.match(r"facts-([a-z]+-[a-z-]+?)-(capital|founded|inventor|founder|headquarters|hq)", row["task_id"]).group(1)
+        page = visit(doc=doc)
+        lead = page.split("\n\n")[1]  # the facts paragraph, after the title and url
+        if row["hops"] == 1:
+            assert answer in lead, (question, lead)
+        else:  # the first hop's page names the entity whose page holds the answer
+            middle = re.search(r"capital is (\w+)|invented by ([\w ]+) in|headquarters are in (\w+)", lead)
+            name = next(g for g in middle.groups() if g)
+            assert doc in search(query=question) or name
+            kind = "person" if "invented" in lead else "city"
+            second = visit(doc=f"{kind}-{name.lower().replace(' ', '-')}")
+            assert answer in second.split("\n\n")[1]
+        assert env.check_answer(f"So the answer is \\boxed{{{answer}}}", answer) is True
+    assert len(visit(doc=doc)) <= 1500 + 200  # the visit budget (and the title, url and marker)
+    two_hop = load_environment("facts", n_cities=20, n_eval=10, two_hop_fraction=0.5)
+    assert sum(two_hop.eval_dataset["hops"]) == 15  # 5 two-hop + 5 one-hop
+
+
+@needs_data
+def test_math_loads_the_benchmarks_and_normalises_their_answers():
+    env = load_environment("math", dataset="math500")
+    assert len(env.dataset) + len(env.eval_dataset) == 500
+    assert 25 <= len(env.eval_dataset) <= 80  # eval_fraction 0.1 by hash
+    assert not set(env.dataset["task_id"]) & set(env.eval_dataset["task_id"])
+    rows = {r["task_id"]: r for r in list(env.dataset) + list(env.eval_dataset)}
+    first = rows["math500-1"]
+    assert first["prompt"][1]["content"].startswith("If $2^8=4^x$") and first["ground_truth"] == "4"
+    gsm = load_environment("math", dataset="gsm8k", eval_dataset="aime25")
+    assert len(gsm.dataset) == 500 and len(gsm.eval_dataset) == 30
+    assert gsm.dataset[0]["ground_truth"] == "70000"  # "... #### 70000"
+    assert gsm.eval_dataset[0]["ground_truth"] == "70" and gsm.eval_dataset[0]["task_id"] == "aime25-0"
+    aime24 = load_environment("math", dataset="aime24", eval_fraction=0.5)
+    assert len(aime24.dataset) + len(aime24.eval_dataset) == 30
+    assert env.tools[0].__name__ == "python"
+    assert env.check_answer("\\boxed{\\frac{1}{2}}", "0.5") is True
+
+
+def test_math_names_the_file_line_and_field_of_a_bad_row(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"problem": "1+1?", "answer": "2"}) + "\n" + json.dumps({"question": "x?"}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: field 'answer'"):
+        load_environment("math", dataset=str(bad))
+    with pytest.raises(ValueError, match="is the training source itself"):
+        load_environment("math", dataset=str(bad), eval_dataset=str(bad))
+
+
+@needs_data
+def test_simpleqa_loads_questions_and_searches_a_given_corpus(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    docs = [{"id": "d1", "title": "IEEE Frank Rosenblatt Award", "text": "The 2010 award went to Michio Sugeno."},
+            {"id": "d2", "title": "Radcliffe College", "text": "A women's liberal arts college in Cambridge."}]
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    env = load_environment("simpleqa", corpus_path=str(corpus))
+    assert len(env.dataset) + len(env.eval_dataset) == 500
+    rows = {r["task_id"]: r for r in list(env.dataset) + list(env.eval_dataset)}
+    assert rows["simpleqa-1"]["ground_truth"] == ["Michio Sugeno"]
+    search, visit = env.tools
+    assert "id: d1" in search(query="Frank Rosenblatt Award 2010")
+    assert "Michio Sugeno" in visit(doc="d1")
+    assert env.check_answer("It was \\boxed{Michio Sugeno}.", ["Michio Sugeno"]) is True
