@@ -6,7 +6,8 @@ Rows: a bare ``python -I -c 'print(1)'`` subprocess (the floor), then every laye
 this machine (strongest first, as :func:`pte_rl.tools.sandbox.candidate_layers` lists them); the
 first working one is what :func:`pte_rl.tools.run_python` uses by default. Latency is the wall time
 of one whole call as the caller sees it (temp dir, process start, namespaces, output, clean-up).
-The load average is recorded with the figures: on a busy machine they mean little.
+The load average is recorded with the figures; on a busy machine the ratio to the bare subprocess
+(``x bare``) is the steadier figure.
 """
 
 from __future__ import annotations
@@ -86,12 +87,16 @@ def main() -> int:
         f"sandbox start-up latency, print(1), {args.runs} runs per row "
         f"(load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs, uid {os.geteuid()})"
     )
-    print(f"{'median ms':>10} {'p90 ms':>8}  layers")
+    bare = rows[0]["median_ms"]
+    print(f"{'median ms':>10} {'p90 ms':>8} {'x bare':>7}  layers")
     for row in rows:
         if row.get("works", True):
-            print(f"{row['median_ms']:10.1f} {row['p90_ms']:8.1f}  {row['name']}")
+            row["median_over_bare"] = row["median_ms"] / bare
+            print(
+                f"{row['median_ms']:10.1f} {row['p90_ms']:8.1f} {row['median_over_bare']:7.2f}  {row['name']}"
+            )
         else:
-            print(f"{'-':>10} {'-':>8}  {row['name']} (does not work here)")
+            print(f"{'-':>10} {'-':>8} {'-':>7}  {row['name']} (does not work here)")
     report = {
         "benchmark": "sandbox_startup",
         "code": "print(1)",

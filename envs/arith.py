@@ -53,18 +53,30 @@ SYSTEM_PROMPT = (
     "Give the final answer as \\boxed{N}."
 )
 LEVELS = {1: "inspection", 2: "addition", 3: "product", 4: "long product"}
-DEFAULT_LEVEL_WEIGHTS = (0.5, 0.2, 0.3, 0.0)
+DEFAULT_LEVEL_WEIGHTS = (0.6, 0.15, 0.25, 0.0)
 BEHAVIOURS = ("direct", "call", "confirm", "repeat", "verbose")
 EFFICIENT = {"direct", "call"}  # direct for level 1, call for levels >= 2
-# The warm start's mixture: 2/3 of the scripted trajectories are wasteful (direct is renormalised
+# The warm start's mixture: ~78% of the scripted trajectories are wasteful (direct is renormalised
 # away on items that need a tool).
-DEFAULT_MIX = {"direct": 0.3, "call": 0.15, "confirm": 0.15, "repeat": 0.15, "verbose": 0.25}
+DEFAULT_MIX = {"direct": 0.25, "call": 0.15, "confirm": 0.15, "repeat": 0.15, "verbose": 0.30}
 VERIFY_SENTENCE = "Let me verify."
-DEFAULT_REPORT_LINES = 24
 
-# A digit-free execution report: the number a policy must copy is alone on the first line.
-_REPORT = (
-    "--- execution report ---",
+# A digit-free execution report: the number a policy must copy is alone on the first line, and the
+# report holds no digit that could be copied instead. ``report_lines`` takes the first lines of the body.
+_REPORT_HEADER = "--- execution report ---"
+_REPORT_FOOTER = "--- end of report ---"
+_ALLOWED_MODULES = (
+    "math", "cmath", "fractions", "decimal", "numbers", "statistics", "random", "itertools", "functools",
+    "operator", "collections", "heapq", "bisect", "array", "string", "textwrap", "re", "json", "datetime",
+    "calendar", "time", "copy", "pprint", "enum", "dataclasses", "typing", "abc", "contextlib", "unicodedata",
+    "difflib", "hashlib", "base", "binascii", "struct", "codecs", "io", "csv", "graphlib", "zlib", "uuid",
+)
+_BLOCKED_MODULES = (
+    "os", "sys", "subprocess", "socket", "shutil", "signal", "threading", "multiprocessing", "ctypes",
+    "urllib", "http", "ftplib", "smtplib", "ssl", "select", "pathlib", "tempfile", "importlib", "pickle",
+    "marshal",
+)
+_REPORT_BODY = (
     "status: finished without errors",
     "interpreter: python sandbox in a fresh process",
     "stdout: captured, shown above",
@@ -90,7 +102,6 @@ _REPORT = (
     "overflow: not possible with python integers",
     "random state: not used",
     "locale: neutral",
-    "encoding: utf eight",
     "signals received: none",
     "resource warnings: none",
     "deprecation warnings: none",
@@ -98,8 +109,12 @@ _REPORT = (
     "open handles at exit: none",
     "exit status: clean",
     "session: closed",
-    "--- end of report ---",
+    "sandbox policy follows",
+    *(f"allowed module: {name}" for name in _ALLOWED_MODULES),
+    *(f"blocked module: {name}" for name in _BLOCKED_MODULES),
 )
+MAX_REPORT_LINES = len(_REPORT_BODY)
+DEFAULT_REPORT_LINES = MAX_REPORT_LINES
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +201,9 @@ def calculator(expression: str) -> str:
 
 def make_python_tool(report_lines: int = DEFAULT_REPORT_LINES):
     """The ``python`` tool, whose response carries ``report_lines`` lines of execution report."""
-    if not 0 <= report_lines <= len(_REPORT):
-        raise ValueError(f"report_lines: expected 0..{len(_REPORT)}, got {report_lines!r}")
-    report = "\n".join(_REPORT[:report_lines])
+    if not 0 <= report_lines <= MAX_REPORT_LINES:
+        raise ValueError(f"report_lines: expected 0..{MAX_REPORT_LINES}, got {report_lines!r}")
+    report = "\n".join((_REPORT_HEADER, *_REPORT_BODY[:report_lines], _REPORT_FOOTER)) if report_lines else ""
 
     def python(code: str) -> str:
         """Run python code in a sandbox; returns its output and an execution report.

@@ -11,7 +11,8 @@ preset's cost-penalty entry: the one entry of the preset's YAML that is neither 
 function nor a zero-weight / ``gate: none`` monitor (``pte.weight`` for rewards/pte.yaml);
 :data:`WEIGHT_KEYS` covers presets that cannot be read; ``--weight-key PRESET=KEY`` overrides both.
 A preset with no penalty (``correctness``) runs once per seed whatever the weights. Runs of the same
-seed come together, so a stopped ablation leaves complete comparisons. At the end, ``pte-rl report`` on every complete run writes ``OUT/report``.
+seed come together, so a stopped ablation leaves complete comparisons. At the end, ``pte-rl report``
+on every complete run writes ``OUT/report``.
 
 Progress goes to stderr and ``OUT/ablate.log``; ``OUT/ablate_status.json`` holds each run's state.
 A run directory is locked (``.ablate.lock``, holding host and pid) while it trains, so two runners
@@ -88,7 +89,8 @@ def penalty_weight_key(preset: str, explicit: dict[str, str] | None = None) -> s
         return None
     if preset in WEIGHT_KEYS:
         return WEIGHT_KEYS[preset]
-    raise CLIError(f"preset {preset!r}: cannot tell which weight --weights sets; use --weight-key {preset}=KEY")
+    raise CLIError(f"preset {preset!r}: cannot tell which weight --weights sets; "
+                   f"use --weight-key {preset}=KEY")
 
 
 def _is_penalty(entry: object) -> bool:
@@ -103,7 +105,8 @@ def _is_penalty(entry: object) -> bool:
 def plan_runs(presets: Sequence[str], seeds: Sequence[int], weights: Sequence[float | None] = (),
               weight_keys: dict[str, str] | None = None) -> list[RunSpec]:
     """Every run, seed-major; ``weights`` empty (or a None entry) means the preset's own weight."""
-    keys = {p: penalty_weight_key(p, weight_keys) if any(w is not None for w in weights) else None for p in presets}
+    weighted = any(w is not None for w in weights)
+    keys = {p: penalty_weight_key(p, weight_keys) if weighted else None for p in presets}
     specs: list[RunSpec] = []
     for seed in seeds:
         for preset in presets:
@@ -235,8 +238,10 @@ def run_ablation(specs: Sequence[RunSpec], *, out: str | os.PathLike, recipe: st
             status[spec.name] = {"state": "busy", "holder": holder}
             continue
         try:
-            command = recipe_command(spec, out=out, recipe=recipe, config=config, extra=extra, launcher=launcher)
-            log(f"{tag}: {'resuming' if '--resume_from_checkpoint' in command else 'starting'}: {shlex.join(command)}")
+            command = recipe_command(spec, out=out, recipe=recipe, config=config, extra=extra,
+                                     launcher=launcher)
+            verb = "resuming" if "--resume_from_checkpoint" in command else "starting"
+            log(f"{tag}: {verb}: {shlex.join(command)}")
             started = time.monotonic()
             returncode = subprocess.run(command, check=False).returncode
             seconds = round(time.monotonic() - started, 1)

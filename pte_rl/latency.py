@@ -127,7 +127,8 @@ def synthesise_trajectories(
         env = envs[k % len(envs)]
         context = min(int(rng.choice(prompt_lengths[env])), r.max_context // 2)
         if long_context:
-            context += int(rng.integers(*r.extra_context_long, endpoint=True))
+            extra = int(rng.integers(*r.extra_context_long, endpoint=True))
+            context = min(context + extra, 3 * r.max_context // 4)
         turns_range = r.turns_many if many_turns else r.turns_few
         tool_range = r.tool_long if long_tools else r.tool_short
         planned = int(rng.integers(*turns_range, endpoint=True))

@@ -46,6 +46,9 @@ def _shapes(
         except (OSError, ValueError) as exc:
             raise ValueError(f"--tokenizer {source}: cannot load a tokenizer to count the prompts ({exc}); "
                              "pass --tokenizer DIR or --env none") from None
+        if getattr(tok, "chat_template", None) is None:
+            raise ValueError(f"--tokenizer {source}: the tokenizer has no chat template to render the prompts with; "
+                             "pass --tokenizer DIR or --env none")
         lengths = prompt_lengths_from_envs(envs, tok)
     else:
         rng = np.random.default_rng(seed + 7)

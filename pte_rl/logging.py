@@ -3,9 +3,10 @@
 One interface, whatever is switched on. The training recipe calls
 
     init_wandb_env(training_args.report_to, output_dir)       # before the trainer exists
+    save_resolved_config(output_dir, resolved)                # -> output_dir/config.yaml
     callback = LocalMetricsCallback(output_dir, cost_model=cost_model)
-    rollout_func = make_rollout_func(..., on_batch=callback.on_rollout_batch)
-    GRPOTrainer(..., callbacks=[callback])
+    GRPOTrainer(..., rollout_func=callback.observe(rollout_func), callbacks=[callback])
+    callback.log_eval(summary)                                # held-out results -> W&B summary
 
 and everything below is a no-op where it does not apply: no ``if wandb:`` branches in the recipe.
 
@@ -14,10 +15,11 @@ Per rollout batch, :func:`pte_rl.metrics.batch_metrics` (re-exported here) gives
 ``pte/incorrect_mean``, ``accuracy``, ``tokens/generated_mean``, ``tokens/total_mean``,
 ``tools/calls_per_trajectory``, ``tools/calls/<tool>``, ``turns/mean`` and every pattern's
 ``patterns/<name>_rate`` and ``patterns/<name>_cost_multiplier`` (formulas in pte_rl/metrics.py).
-With the trainer passed to :meth:`MetricsRecorder.on_rollout_batch`, they go through TRL's
-``log_metric`` channel: averaged over the processes and over the generation batches of a logging
-step, then logged with TRL's own metrics (``reward``, ``rewards/<func>/mean``, ``kl``, ...) to every
-``report_to`` backend (W&B prefixes them with ``train/``) and to ``metrics.jsonl``.
+Each batch is gathered from every process first; with the trainer at hand (``observe``, or
+:meth:`MetricsRecorder.on_rollout_batch` given it) the metrics go through TRL's ``log_metric``
+channel: averaged over the generation batches of a logging step, then logged with TRL's own
+metrics (``reward``, ``rewards/<func>/mean``, ``kl``, ...) to every ``report_to`` backend (W&B
+prefixes them with ``train/``) and to ``metrics.jsonl``.
 
 This module imports neither torch nor transformers; :class:`LocalMetricsCallback` (a
 ``transformers.TrainerCallback``) is built on first access.
@@ -231,7 +233,9 @@ class MetricsRecorder:
 
     # -- fed by the rollout ---------------------------------------------------------------------------
 
-    def on_rollout_batch(self, trajectories: Sequence[Trajectory | dict], trainer: Any = None) -> dict[str, float]:
+    def on_rollout_batch(
+        self, trajectories: Sequence[Trajectory | dict], trainer: Any = None
+    ) -> dict[str, float]:
         """Price one rollout batch and queue its metrics and a few samples for the next log.
 
         With a TRL trainer (anything with ``_log_metric``, the channel behind reward functions'
@@ -271,7 +275,9 @@ class MetricsRecorder:
         if not self.is_main_process or not rows:
             return
         with open(self._ensure(self.samples_path), "a", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(_plain({"step": step, **row}), ensure_ascii=False) + "\n" for row in rows)
+            handle.writelines(
+                json.dumps(_plain({"step": step, **row}), ensure_ascii=False) + "\n" for row in rows
+            )
         run = active_wandb_run()
         if run is not None:
             wandb = sys.modules["wandb"]
@@ -350,7 +356,7 @@ class ObservedRollout:
     def __call__(self, prompts: list, trainer: Any) -> dict:
         output = self.rollout_func(prompts, trainer)
         if "trajectory" not in output:
-            raise KeyError("rollout_func returned no 'trajectory' column: nothing to log (pte_rl's rollout returns it)")
+            raise KeyError("rollout_func returned no 'trajectory' column (pte_rl's rollout returns one)")
         self.recorder.on_rollout_batch(output["trajectory"], trainer)
         return output
 

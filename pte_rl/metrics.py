@@ -36,7 +36,9 @@ def _as_trajectory(item: Trajectory | dict) -> Trajectory:
     return item if isinstance(item, Trajectory) else Trajectory.from_dict(item)
 
 
-def _pattern_metrics(trajectories: list[Trajectory], cost_model: CostModel, toolsets: Any) -> dict[str, float]:
+def _pattern_metrics(
+    trajectories: list[Trajectory], cost_model: CostModel, toolsets: Any
+) -> dict[str, float]:
     """``pte_rl.patterns.pattern_rates`` when that module is present (imported lazily), else nothing."""
     try:
         from pte_rl.patterns import pattern_rates
@@ -164,7 +166,9 @@ def table_rows(step: int, rows: Sequence[dict]) -> list[list[Any]]:
     flat = []
     for sample, row in enumerate(rows):
         for turn in row["turns"]:
-            flat.append([step, sample, row["id"], row["task_id"], row["correct"], row["pte"], turn["turn"],
-                         turn["context_tokens"], turn["decode_tokens"], turn["prefill_pte"], turn["decode_pte"],
-                         turn["pte"], ", ".join(turn["tool_calls"]), turn["text"]])
+            flat.append([
+                step, sample, row["id"], row["task_id"], row["correct"], row["pte"], turn["turn"],
+                turn["context_tokens"], turn["decode_tokens"], turn["prefill_pte"], turn["decode_pte"],
+                turn["pte"], ", ".join(turn["tool_calls"]), turn["text"],
+            ])
     return flat

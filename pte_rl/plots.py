@@ -18,12 +18,13 @@ TRAINING_FIGURES: tuple[tuple[str, str, tuple[tuple[str, tuple[str, ...]], ...]]
     ("reward.png", "Reward", (("reward", ("reward", "rewards/*/mean")), ("components", ("reward/*",)))),
     ("pte.png", "PTE per rollout", (("PTE", ("pte/mean", "pte/median", "pte/p90")),
                                     ("PTE by outcome", ("pte/correct_mean", "pte/incorrect_mean")))),
-    ("pte_share.png", "Prefill vs decode share of PTE", (("share", ("pte/prefill_share", "pte/decode_share")),)),
+    ("pte_share.png", "Prefill vs decode share of PTE",
+     (("share", ("pte/prefill_share", "pte/decode_share")),)),
     ("accuracy.png", "Accuracy of the rollouts", (("accuracy", ("accuracy",)),)),
     ("tokens.png", "Tokens per rollout", (("generated", ("tokens/generated_mean",)),
                                           ("context + generated", ("tokens/total_mean",)))),
-    ("tools.png", "Tool calls and turns per rollout", (("calls", ("tools/calls_per_trajectory", "tools/calls/*")),
-                                                       ("turns", ("turns/mean",)))),
+    ("tools.png", "Tool calls and turns per rollout",
+     (("calls", ("tools/calls_per_trajectory", "tools/calls/*")), ("turns", ("turns/mean",)))),
     ("patterns.png", "Inefficiency patterns", (("rate", ("patterns/*_rate",)),
                                                ("cost multiplier", ("patterns/*_cost_multiplier",)))),
 )
@@ -82,7 +83,8 @@ def training_plots(records: Sequence[dict], plots_dir: str | os.PathLike) -> lis
     ``records`` are metrics.jsonl lines ({"step": ..., key: value}); evaluation keys (``eval_*``) and
     non-numeric values are left out.
     """
-    keys = sorted({k for r in records for k, v in r.items() if _number(v) is not None and not k.startswith("eval_")})
+    keys = sorted({k for r in records for k, v in r.items()
+                   if _number(v) is not None and not k.startswith("eval_")})
     written = []
     for filename, title, panels in TRAINING_FIGURES:
         filled = [(label, _matching(keys, patterns)) for label, patterns in panels]

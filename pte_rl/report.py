@@ -51,7 +51,9 @@ SUMMARY_FROM_METRICS = {  # eval/summary.json key <- pte_rl.metrics.batch_metric
 }
 
 
-def eval_summary(trajectories: Sequence[Any], cost_model: CostModel, *, toolsets: Any = None) -> dict[str, Any]:
+def eval_summary(
+    trajectories: Sequence[Any], cost_model: CostModel, *, toolsets: Any = None
+) -> dict[str, Any]:
     """The eval/summary.json record of held-out trajectories.
 
     Keys: ``n``, then the keys of :data:`SUMMARY_FROM_METRICS` (e.g. ``pte_mean`` = ``pte/mean`` of
@@ -60,7 +62,7 @@ def eval_summary(trajectories: Sequence[Any], cost_model: CostModel, *, toolsets
     """
     metrics = batch_metrics(trajectories, cost_model, toolsets=toolsets)
     summary: dict[str, Any] = {"n": len(trajectories)}
-    summary.update({key: metrics[source] for key, source in SUMMARY_FROM_METRICS.items() if source in metrics})
+    summary.update({k: metrics[source] for k, source in SUMMARY_FROM_METRICS.items() if source in metrics})
     summary.update({k: v for k, v in metrics.items() if k.startswith("patterns/")})
     return summary
 
@@ -109,12 +111,13 @@ def _read_metrics(path: Path) -> list[dict]:
 
 
 def cost_model_from_config(config: dict, path: Path) -> CostModel:
-    """The cost model a run priced with: ``gamma`` (+ optional ``pte_cache``, ``pte_attention``, ``pte_delta``)."""
+    """The run's cost model: ``gamma`` (+ optional ``pte_cache``, ``pte_attention``, ``pte_delta``)."""
     if not isinstance(config.get("gamma"), int | float):
-        raise FormatError(str(path), None, "gamma", "expected a number (needed to price eval/trajectories.jsonl)")
+        raise FormatError(str(path), None, "gamma", "expected a number (to price eval/trajectories.jsonl)")
     try:
         return CostModel(gamma=float(config["gamma"]), cache=config.get("pte_cache", "evict"),
-                         attention=config.get("pte_attention", "paper"), delta=float(config.get("pte_delta", 0.0)))
+                         attention=config.get("pte_attention", "paper"),
+                         delta=float(config.get("pte_delta", 0.0)))
     except ValueError as exc:
         raise FormatError(str(path), None, "gamma/pte_cache/pte_attention/pte_delta", str(exc)) from exc
 
@@ -130,7 +133,7 @@ def _load_eval(directory: Path, config: dict, config_path: Path, required: bool)
         return eval_summary(trajs, cost_model_from_config(config, config_path))
     if required:
         raise CLIError(f"{directory.parent}: missing {directory.name}/summary.json and {directory.name}/"
-                       "trajectories.jsonl (the held-out evaluation the recipe writes at the end of training)")
+                       "trajectories.jsonl (the held-out evaluation the recipe writes after training)")
     return None
 
 
@@ -204,10 +207,12 @@ def stats(values: Sequence[float]) -> dict[str, float | int | None]:
 def _change(runs: Sequence[Run], reference: Sequence[dict]) -> dict[str, float | None]:
     """PTE change (%) and accuracy change (points) of ``runs`` against ``reference`` summaries."""
     out: dict[str, float | None] = {"pte_pct": None, "accuracy_pts": None}
-    pte, pte_ref = stats([r.eval.get("pte_mean") for r in runs])["mean"], stats([s.get("pte_mean") for s in reference])["mean"]
+    pte = stats([r.eval.get("pte_mean") for r in runs])["mean"]
+    pte_ref = stats([s.get("pte_mean") for s in reference])["mean"]
     if pte is not None and pte_ref:
         out["pte_pct"] = 100.0 * (pte / pte_ref - 1.0)
-    acc, acc_ref = stats([r.eval.get("accuracy") for r in runs])["mean"], stats([s.get("accuracy") for s in reference])["mean"]
+    acc = stats([r.eval.get("accuracy") for r in runs])["mean"]
+    acc_ref = stats([s.get("accuracy") for s in reference])["mean"]
     if acc is not None and acc_ref is not None:
         out["accuracy_pts"] = 100.0 * (acc - acc_ref)
     return out
@@ -215,7 +220,8 @@ def _change(runs: Sequence[Run], reference: Sequence[dict]) -> dict[str, float |
 
 def summarize(runs: Sequence[Run], baseline: str = "correctness") -> dict[str, Any]:
     """Groups with their per-metric statistics and changes; the content of report.json."""
-    pattern_keys = sorted({k for r in runs for k in r.eval if k.startswith("patterns/") and k.endswith("_rate")})
+    pattern_keys = sorted({k for r in runs for k in r.eval
+                           if k.startswith("patterns/") and k.endswith("_rate")})
     metric_keys = [key for key, _, _ in EVAL_COLUMNS] + pattern_keys
     grouped: dict[tuple, list[Run]] = {}
     for run in sorted(runs, key=lambda r: (r.preset != baseline, r.preset, r.overrides, r.seed)):
@@ -233,8 +239,8 @@ def summarize(runs: Sequence[Run], baseline: str = "correctness") -> dict[str, A
         })
     return {
         "baseline": baseline, "metrics": metric_keys, "groups": groups,
-        "runs": [{"path": str(r.path), "group": r.group, "seed": r.seed, "eval": r.eval, "eval_start": r.eval_start}
-                 for r in runs],
+        "runs": [{"path": str(r.path), "group": r.group, "seed": r.seed, "eval": r.eval,
+                  "eval_start": r.eval_start} for r in runs],
     }
 
 
@@ -278,7 +284,8 @@ def render_markdown(summary: dict, plots: Sequence[str]) -> str:
         lines += ["", "## Inefficiency pattern rates", "", "| group | " + " | ".join(names) + " |",
                   "|" + "---|" * (len(names) + 1)]
         for group in summary["groups"]:
-            lines.append("| " + " | ".join([group["group"]] + [_cell(group["stats"][k], 3) for k in pattern_keys]) + " |")
+            cells = [group["group"]] + [_cell(group["stats"][k], 3) for k in pattern_keys]
+            lines.append("| " + " | ".join(cells) + " |")
     if not any(g["preset"] == baseline and not g["overrides"] for g in summary["groups"]):
         lines += ["", f"No `{baseline}` runs: the changes against it are left out."]
     lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
@@ -296,7 +303,8 @@ def render_csv(summary: dict) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for group in summary["groups"]:
-        row = [group["group"], group["preset"], ";".join(group["overrides"]), ";".join(map(str, group["seeds"]))]
+        row = [group["group"], group["preset"], ";".join(group["overrides"]),
+               ";".join(map(str, group["seeds"]))]
         for key in summary["metrics"]:
             row += ["" if group["stats"][key][s] is None else group["stats"][key][s]
                     for s in ("mean", "std", "min", "max", "n")]
@@ -332,7 +340,8 @@ def write_plots(runs: Sequence[Run], summary: dict, out: Path) -> list[str]:
     by_path = {str(r.path): r for r in runs}
     written = []
     points = [{"label": g["group"], "pte": [by_path[p].eval.get("pte_mean", math.nan) for p in g["runs"]],
-               "accuracy": [by_path[p].eval.get("accuracy", math.nan) for p in g["runs"]]} for g in summary["groups"]]
+               "accuracy": [by_path[p].eval.get("accuracy", math.nan) for p in g["runs"]]}
+              for g in summary["groups"]]
     starts = [(r.eval_start["pte_mean"], r.eval_start["accuracy"]) for r in runs
               if r.eval_start and "pte_mean" in r.eval_start and "accuracy" in r.eval_start]
     written.append(plots.pareto_plot(points, out / "plots" / "pareto.png", starts=starts))
@@ -344,12 +353,15 @@ def write_plots(runs: Sequence[Run], summary: dict, out: Path) -> list[str]:
                                              title=f"Training: {label} (mean ± std over seeds)"))
     pattern_keys = [k for k in summary["metrics"] if k.startswith("patterns/")]
     if pattern_keys:
-        bars = [{"label": g["group"], "mean": [g["stats"][k]["mean"] if g["stats"][k]["mean"] is not None else math.nan
-                                                for k in pattern_keys],
+        def mean_of(stat: dict) -> float:
+            return math.nan if stat["mean"] is None else stat["mean"]
+
+        bars = [{"label": g["group"], "mean": [mean_of(g["stats"][k]) for k in pattern_keys],
                  "std": [g["stats"][k]["std"] or 0.0 for k in pattern_keys]} for g in summary["groups"]]
         names = [k.removeprefix("patterns/").removesuffix("_rate") for k in pattern_keys]
-        written.append(plots.grouped_bars(names, bars, out / "plots" / "patterns.png", ylabel="rate (held-out)",
-                                          title="Inefficiency pattern rates per group (mean ± std over seeds)"))
+        written.append(plots.grouped_bars(
+            names, bars, out / "plots" / "patterns.png", ylabel="rate (held-out)",
+            title="Inefficiency pattern rates per group (mean ± std over seeds)"))
     return [str(Path(p).relative_to(out)) for p in written]
 
 

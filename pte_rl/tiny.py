@@ -72,7 +72,10 @@ class TinyConfig:
     sft_examples: int = 4000
     """Scripted chats in the warm-start set."""
     sft_steps: int = 300
-    batch_size: int = 16
+    batch_size: int = 32
+    """Most chats in one warm-start batch."""
+    batch_tokens: int = 4096
+    """Tokens per warm-start batch after the shared prefix (rows x longest row)."""
     learning_rate: float = 3e-3
     warmup_steps: int = 20
     weight_decay: float = 0.01
@@ -83,7 +86,7 @@ class TinyConfig:
         if self.loss not in ("all", "assistant"):
             raise ValueError(f"TinyConfig.loss: expected 'all' or 'assistant', got {self.loss!r}")
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
-                     "sft_examples", "batch_size", "tokenizer_examples"):
+                     "sft_examples", "batch_size", "batch_tokens", "tokenizer_examples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TinyConfig.{name}: expected a positive integer, got {getattr(self, name)!r}")
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
@@ -262,17 +265,91 @@ def encode(examples: list[dict], tokenizer: Any, loss: str) -> list[tuple[list[i
     return encoded
 
 
+def common_prefix_length(sequences: list[list[int]]) -> int:
+    """Length of the longest common prefix, leaving every sequence at least one token after it."""
+    length = min(len(s) for s in sequences) - 1
+    first = sequences[0]
+    for other in sequences[1:]:
+        i = 0
+        while i < length and other[i] == first[i]:
+            i += 1
+        length = i
+    return max(0, length)
+
+
+def token_losses(model: Any, rows: list[tuple[list[int], list[int]]]) -> tuple[Any, Any]:
+    """(summed loss, counted tokens) of next-token prediction over ``rows``, each an (ids, mask).
+
+    Exact, but cheaper than a plain padded batch: the prefix every row shares (the system prompt
+    with the tool schemas, the start of the question) is run once and its keys and values are
+    reused by every row; its tokens are counted once. A target token counts where its mask is 1.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    pad = model.config.pad_token_id
+    prefix = common_prefix_length([ids for ids, _ in rows])
+    total = torch.zeros(())
+    count = 0
+    past = None
+    if prefix > 0:
+        ids, mask = rows[0]
+        out = model(input_ids=torch.tensor([ids[:prefix]]), use_cache=True)
+        targets = torch.tensor(ids[1:prefix])
+        weights = torch.tensor(mask[1:prefix], dtype=torch.float32)
+        if len(targets):
+            losses = F.cross_entropy(out.logits[0, :-1], targets, reduction="none")
+            total = total + (losses * weights).sum()
+            count += int(weights.sum())
+        last_logits = out.logits[0, -1]
+        past = out.cache
+        past.batch_repeat_interleave(len(rows))
+    width = max(len(ids) for ids, _ in rows) - prefix
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    attention = torch.zeros((len(rows), prefix + width), dtype=torch.long)
+    attention[:, :prefix] = 1
+    for r, (ids, mask) in enumerate(rows):
+        tail = ids[prefix:]
+        input_ids[r, : len(tail)] = torch.tensor(tail)
+        attention[r, prefix : prefix + len(tail)] = 1
+        labels[r, : len(tail)] = torch.tensor([t if m else -100 for t, m in zip(tail, mask[prefix:])])
+    out = model(input_ids=input_ids, attention_mask=attention, cache=past, use_cache=past is not None)
+    logits = out.logits[:, :-1]
+    if prefix > 0:  # the prefix's last position predicts every row's first own token
+        logits = torch.cat([last_logits.expand(len(rows), 1, -1), out.logits[:, :-1]], dim=1)
+        targets = labels
+    else:
+        targets = labels[:, 1:]
+    losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum",
+                             ignore_index=-100)
+    return total + losses, count + int((targets != -100).sum())
+
+
+def batches_by_tokens(lengths: list[int], token_budget: int, max_rows: int) -> list[list[int]]:
+    """Indices grouped by length (sorted), each group's rows x longest length within the budget."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches, current = [], []
+    for index in order:
+        if current and (len(current) + 1) * lengths[index] > token_budget or len(current) == max_rows:
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
 def supervised_warm_start(model: Any, data: list[tuple[list[int], list[int]]], config: TinyConfig,
                           log: Callable[[str], None]) -> list[float]:
     """Next-token cross-entropy over length-bucketed batches; returns the loss every 10 steps."""
     import torch
 
-    pad = model.config.pad_token_id
     generator = torch.Generator().manual_seed(config.seed)
-    order = sorted(range(len(data)), key=lambda i: len(data[i][0]))
-    batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    prefix = common_prefix_length([ids for ids, _ in data])
+    batches = batches_by_tokens([len(ids) - prefix for ids, _ in data], config.batch_tokens, config.batch_size)
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=config.learning_rate, betas=(0.9, 0.98), eps=1e-8)
@@ -290,32 +367,36 @@ def supervised_warm_start(model: Any, data: list[tuple[list[int], list[int]]], c
     for step in range(config.sft_steps):
         if not queue:
             queue = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-        rows = [data[i] for i in queue.pop()]
-        width = max(len(ids) for ids, _ in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        labels = torch.full((len(rows), width), -100, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, (ids, mask) in enumerate(rows):
-            input_ids[r, : len(ids)] = torch.tensor(ids)
-            attention[r, : len(ids)] = 1
-            labels[r, : len(ids)] = torch.tensor([t if m else -100 for t, m in zip(ids, mask)])
-        out = model(input_ids=input_ids, attention_mask=attention, labels=labels)
-        out.loss.backward()
+        total, count = token_losses(model, [data[i] for i in queue.pop()])
+        loss = total / max(1, count)
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        running.append(out.loss.item())
+        running.append(loss.item())
         if (step + 1) % 10 == 0 or step + 1 == config.sft_steps:
             losses.append(sum(running) / len(running))
             running = []
-            elapsed = time.perf_counter() - start
-            log(f"warm start step {step + 1}/{config.sft_steps}: loss {losses[-1]:.4f} ({elapsed:.0f} s)")
+            log(f"warm start step {step + 1}/{config.sft_steps}: loss {losses[-1]:.4f} "
+                f"({time.perf_counter() - start:.0f} s)")
     model.eval()
     return losses
 
 
 # ---------------------------------------------------------------- the build
+
+
+def default_threads() -> int:
+    """Torch threads for a tiny model: the cores (at most 4), or 1 on a machine already busier than
+    its cores, where threads that wait for each other at every small matrix product lose more than
+    they gain."""
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0] >= cores
+    except OSError:
+        busy = False
+    return 1 if busy else max(1, min(4, cores))
 
 
 def build_tiny_policy(
@@ -330,7 +411,7 @@ def build_tiny_policy(
 
     ``out`` defaults to :func:`tiny_policy_path`. An existing complete build there is reused unless
     ``force``; with ``out`` given, it is reused only when its recorded settings hash matches.
-    ``threads`` sets torch's intra-op threads for the build (default: all cores, at most 8).
+    ``threads`` sets torch's intra-op threads for the build (default: :func:`default_threads`).
     """
     import torch
 
@@ -344,7 +425,7 @@ def build_tiny_policy(
             return target
         raise FileExistsError(f"{target}: holds a tiny policy built with other settings ({recorded}); pass force")
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or max(1, min(8, os.cpu_count() or 1)))
+    torch.set_num_threads(threads or default_threads())
     try:
         return _build(config, key, target, log)
     finally:

@@ -155,3 +155,13 @@ class ForceScript:
             key = next(k for k in self.scripts if k in text)
             prompt_end = text.index("<|im_start|>assistant")
             self.rows.append((ids, key, text[prompt_end:].count(self.tokenizer.decode([eos])) // 2))
+
+
+def one_torch_thread():
+    """Generator for a fixture: torch on one thread (two threads on two busy cores run ~15x slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

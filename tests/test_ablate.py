@@ -27,8 +27,8 @@ import argparse, json, sys
 from pathlib import Path
 
 parser = argparse.ArgumentParser()
-for name in ("--config", "--reward_preset", "--seed", "--output_dir", "--run_name", "--resume_from_checkpoint",
-             "--crash_once", "--max_steps"):
+for name in ("--config", "--reward_preset", "--seed", "--output_dir", "--run_name",
+             "--resume_from_checkpoint", "--crash_once", "--max_steps"):
     parser.add_argument(name)
 parser.add_argument("--reward_overrides", nargs="+", default=[])
 args = parser.parse_args()
@@ -71,11 +71,20 @@ def calls(out: Path) -> list[dict]:
 
 def test_plan_runs_is_seed_major_and_weights_only_touch_penalties():
     specs = plan_runs(["pte", "correctness"], [0, 1], [0.5, 0.9], {"pte": "pte.weight"})
-    assert [s.name for s in specs] == ["pte-w0.5-s0", "pte-w0.9-s0", "correctness-s0",
-                                       "pte-w0.5-s1", "pte-w0.9-s1", "correctness-s1"]
+    assert [s.name for s in specs] == [
+        "pte-w0.5-s0",
+        "pte-w0.9-s0",
+        "correctness-s0",
+        "pte-w0.5-s1",
+        "pte-w0.9-s1",
+        "correctness-s1",
+    ]
     assert specs[1].overrides == ("pte.weight=0.9",) and specs[2].overrides == ()
     assert [s.name for s in plan_runs(["pte"], [3])] == ["pte-s3"]  # no weights: the preset's own
-    assert [s.name for s in plan_runs(["pte"], [0], [None, 0.25], {"pte": "pte.weight"})] == ["pte-s0", "pte-w0.25-s0"]
+    assert [s.name for s in plan_runs(["pte"], [0], [None, 0.25], {"pte": "pte.weight"})] == [
+        "pte-s0",
+        "pte-w0.25-s0",
+    ]
     assert RunSpec("rewards/custom.yaml", 1).name == "custom-s1"
 
 
@@ -83,10 +92,17 @@ def test_the_weight_key_is_read_from_the_preset(tmp_path, monkeypatch):
     monkeypatch.setenv("PTE_RL_REWARDS_DIR", str(tmp_path))
     monitor = {"function": "pte", "weight": 0.0, "options": {"gate": "none"}}
     presets = {
-        "mine": {"rewards": {"correctness": {"function": "correctness"}, "pte": monitor,
-                             "length": {"function": "kimi_length", "weight": 0.3}}},
+        "mine": {
+            "rewards": {
+                "correctness": {"function": "correctness"},
+                "pte": monitor,
+                "length": {"function": "kimi_length", "weight": 0.3},
+            }
+        },
         "plain": {"rewards": {"correctness": {"function": "correctness"}, "pte": monitor}},
-        "two": {"rewards": {"a": {"function": "pte", "weight": 0.2}, "b": {"function": "otc_tool", "weight": 0.2}}},
+        "two": {
+            "rewards": {"a": {"function": "pte", "weight": 0.2}, "b": {"function": "otc_tool", "weight": 0.2}}
+        },
     }
     for name, data in presets.items():
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
@@ -106,35 +122,82 @@ def test_dry_run_prints_the_commands(tmp_path, fake_recipe, capsys):
     (out / "pte-w0.5-s1" / "checkpoint-9").mkdir()  # no trainer_state.json: an unfinished save, not resumable
     (out / "correctness-s0" / "eval").mkdir(parents=True)
     (out / "correctness-s0" / "eval" / "summary.json").write_text("{}")
-    argv = ["ablate", "--presets", "pte,correctness", "--weights", "0.5", "--seeds", "0,1", "--out", str(out),
-            "--recipe", str(fake_recipe), "--config", "recipes/configs/default.yaml", "--weight-key",
-            "pte=pte.weight", "--dry-run", "--", "--max_steps", "5"]
+    argv = [
+        "ablate",
+        "--presets",
+        "pte,correctness",
+        "--weights",
+        "0.5",
+        "--seeds",
+        "0,1",
+        "--out",
+        str(out),
+        "--recipe",
+        str(fake_recipe),
+        "--config",
+        "recipes/configs/default.yaml",
+        "--weight-key",
+        "pte=pte.weight",
+        "--dry-run",
+        "--",
+        "--max_steps",
+        "5",
+    ]
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     base = f"{PY} {fake_recipe} --config recipes/configs/default.yaml"
     assert lines == [
         "# pte-w0.5-s0: new",
-        (f"{base} --reward_preset pte --seed 0 --output_dir {out}/pte-w0.5-s0 --run_name pte-w0.5-s0 "
-         "--reward_overrides pte.weight=0.5 --max_steps 5"),
+        (
+            f"{base} --reward_preset pte --seed 0 --output_dir {out}/pte-w0.5-s0 --run_name pte-w0.5-s0 "
+            "--reward_overrides pte.weight=0.5 --max_steps 5"
+        ),
         "# correctness-s0: complete, skipped",
         "# pte-w0.5-s1: resumes",
-        (f"{base} --reward_preset pte --seed 1 --output_dir {out}/pte-w0.5-s1 --run_name pte-w0.5-s1 "
-         f"--reward_overrides pte.weight=0.5 --resume_from_checkpoint {out}/pte-w0.5-s1/checkpoint-7 --max_steps 5"),
+        (
+            f"{base} --reward_preset pte --seed 1 --output_dir {out}/pte-w0.5-s1 --run_name pte-w0.5-s1 "
+            "--reward_overrides pte.weight=0.5 "
+            f"--resume_from_checkpoint {out}/pte-w0.5-s1/checkpoint-7 --max_steps 5"
+        ),
         "# correctness-s1: new",
-        (f"{base} --reward_preset correctness --seed 1 --output_dir {out}/correctness-s1 --run_name correctness-s1 "
-         "--max_steps 5"),
+        (
+            f"{base} --reward_preset correctness --seed 1 --output_dir {out}/correctness-s1 "
+            "--run_name correctness-s1 --max_steps 5"
+        ),
     ]
-    assert not (out / "ablate.log").exists() and not (out / "pte-w0.5-s0").exists()  # a dry run writes nothing
+    assert (
+        not (out / "ablate.log").exists() and not (out / "pte-w0.5-s0").exists()
+    )  # a dry run writes nothing
 
 
 def test_end_to_end_with_a_crash_and_a_resume(tmp_path, fake_recipe, capsys):
     out = tmp_path / "ablate"
-    argv = ["ablate", "--presets", "pte,correctness", "--weights", "0.25", "--seeds", "0,1", "--out", str(out),
-            "--recipe", str(fake_recipe), "--weight-key", "pte=pte.weight", "--", "--crash_once", "pte-w0.25-s1"]
+    argv = [
+        "ablate",
+        "--presets",
+        "pte,correctness",
+        "--weights",
+        "0.25",
+        "--seeds",
+        "0,1",
+        "--out",
+        str(out),
+        "--recipe",
+        str(fake_recipe),
+        "--weight-key",
+        "pte=pte.weight",
+        "--",
+        "--crash_once",
+        "pte-w0.25-s1",
+    ]
     assert main(argv) == 1  # one run failed; the others are complete and reported
     status = json.loads((out / "ablate_status.json").read_text())
     assert {k: v["state"] for k, v in status.items()} == {
-        "pte-w0.25-s0": "complete", "correctness-s0": "complete", "pte-w0.25-s1": "failed", "correctness-s1": "complete"}
+        "pte-w0.25-s0": "complete",
+        "correctness-s0": "complete",
+        "pte-w0.25-s1": "failed",
+        "correctness-s1": "complete",
+    }
     assert status["pte-w0.25-s1"]["returncode"] == 3
     report = json.loads((out / "report" / "report.json").read_text())
     assert len(report["runs"]) == 3
@@ -145,15 +208,21 @@ def test_end_to_end_with_a_crash_and_a_resume(tmp_path, fake_recipe, capsys):
     runs = [c["run"] for c in calls(out)]
     assert runs == ["pte-w0.25-s0", "correctness-s0", "pte-w0.25-s1", "correctness-s1", "pte-w0.25-s1"]
     resumed = calls(out)[-1]["argv"]
-    assert resumed[resumed.index("--resume_from_checkpoint") + 1] == str(out / "pte-w0.25-s1" / "checkpoint-2")
-    steps = [json.loads(line)["step"] for line in (out / "pte-w0.25-s1" / "metrics.jsonl").read_text().splitlines()]
+    assert resumed[resumed.index("--resume_from_checkpoint") + 1] == str(
+        out / "pte-w0.25-s1" / "checkpoint-2"
+    )
+    steps = [
+        json.loads(line)["step"] for line in (out / "pte-w0.25-s1" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps == [1, 2, 3, 4]
     report = json.loads((out / "report" / "report.json").read_text())
     groups = {g["group"]: g for g in report["groups"]}
     # PTE of the fake runs: correctness 200 + seed, pte at w = 0.25: 150 + seed.
     assert groups["correctness"]["stats"]["pte_mean"]["mean"] == 200.5
     assert groups["pte [pte.weight=0.25]"]["stats"]["pte_mean"]["mean"] == 150.5
-    assert groups["pte [pte.weight=0.25]"]["vs_correctness"]["pte_pct"] == pytest.approx(100 * (150.5 / 200.5 - 1))
+    assert groups["pte [pte.weight=0.25]"]["vs_correctness"]["pte_pct"] == pytest.approx(
+        100 * (150.5 / 200.5 - 1)
+    )
     assert not list(out.glob("*/.ablate.lock"))
     assert main(argv) == 0 and len(calls(out)) == 5  # all complete: nothing runs
 
@@ -166,8 +235,9 @@ def test_a_locked_run_is_left_to_its_owner(tmp_path, fake_recipe):
     assert main(argv) == 1 and calls(out) == []
     assert "being trained by" in (out / "ablate.log").read_text()
     lock.release()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     (out / "pte-s0" / ".ablate.lock").write_text(f"{os.uname().nodename} {dead.stdout.strip()}\n")
     assert main(argv) == 0 and [c["run"] for c in calls(out)] == ["pte-s0"]  # a stale lock is taken over
 
@@ -191,7 +261,12 @@ def test_the_sweep_file_renders_to_valid_ablate_calls(capsys):
     # The W&B agent renders ${args} as --name=value per parameter (wandb's create_sweep_command_args).
     chosen = {"presets": "pte", "weights": 0.25, "seeds": 1}
     rendered = [f"--{k}={v}" for k, v in chosen.items()]
-    argv = command[2:command.index("${args}")] + rendered + ["--dry-run"] + command[command.index("${args}") + 1:]
+    argv = (
+        command[2 : command.index("${args}")]
+        + rendered
+        + ["--dry-run"]
+        + command[command.index("${args}") + 1 :]
+    )
     assert main(argv) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "# pte-w0.25-s1: new"

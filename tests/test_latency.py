@@ -128,31 +128,34 @@ def test_cost_metrics_by_hand():
 
 
 class ModelEngine:
-    """An engine whose batch takes B*(a*C + b*C*D) + w*D (+ a spike on some calls), on its own clock."""
+    """An engine whose batch takes B*(a*C + b*C*D) + w*D (+ 1 s on its first ``spike_first`` calls)."""
 
     name, device, clock, vocab_size, max_positions = "model", "cpu", "cpu", 100, None
 
-    def __init__(self, a=1e-5, b=2e-8, w=1e-3, spike_every=0):
-        self.a, self.b, self.w, self.spike_every, self.calls = a, b, w, spike_every, 0
+    def __init__(self, a=1e-5, b=2e-8, w=1e-3, spike_first=0):
+        self.a, self.b, self.w, self.spike_first, self.calls = a, b, w, spike_first, 0
 
     def cost(self, batch: int, context: int, decode: int) -> float:
         return batch * (self.a * context + self.b * context * decode) + self.w * decode
 
     def run_turn(self, batch_size, context_tokens, decode_tokens, rng):
         self.calls += 1
-        spike = 1.0 if self.spike_every and self.calls % self.spike_every == 0 else 0.0
+        spike = 1.0 if self.calls <= self.spike_first else 0.0
         total = self.cost(batch_size, context_tokens, decode_tokens) + spike
         return TurnTiming(total, total / 2, total / 2, total)
 
 
 def test_replay_sums_per_turn_times_per_sequence_and_the_median_drops_spikes():
     trajectories = synthesise_trajectories(6, {"x": [50, 80]}, seed=0, ranges=ShapeRanges(max_context=600))
-    engine = ModelEngine(spike_every=3)  # every third call is 1 s slower: one of three repeats at most
+    turns = sum(len(t.turns) for t in trajectories)
+    engine = ModelEngine(spike_first=turns)  # the whole first repeat is 1 s slower per turn
     latency, wall = replay(engine, trajectories, 4, repeats=3, statistic="median")
     expected = [sum(engine.cost(4, t.context_tokens, t.decode_tokens) / 4 for t in traj.turns) for traj in trajectories]
     assert latency.tolist() == pytest.approx(expected, rel=1e-9)
     assert wall.tolist() == pytest.approx(expected, rel=1e-9)
-    assert engine.calls == 3 * sum(len(t.turns) for t in trajectories)
+    assert engine.calls == 3 * turns
+    low, _ = replay(ModelEngine(spike_first=2 * turns), trajectories, 4, repeats=3, statistic="min")
+    assert low.tolist() == pytest.approx(expected, rel=1e-9)  # the minimum keeps the one clean repeat
 
 
 # ------------------------------------------------------------------------------------ end to end

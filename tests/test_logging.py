@@ -42,8 +42,15 @@ def batch() -> list[Trajectory]:
     return [
         Trajectory([Turn(100, 10, tool_calls=[ToolCall("python")]), Turn(130, 5)], id="A", correct=True),
         Trajectory([Turn(100, 20)], id="B", correct=True),
-        Trajectory([Turn(100, 10, tool_calls=[ToolCall("python"), ToolCall("search")]),
-                    Turn(200, 10, tool_calls=[ToolCall("python")]), Turn(300, 30)], id="C", correct=False),
+        Trajectory(
+            [
+                Turn(100, 10, tool_calls=[ToolCall("python"), ToolCall("search")]),
+                Turn(200, 10, tool_calls=[ToolCall("python")]),
+                Turn(300, 30),
+            ],
+            id="C",
+            correct=False,
+        ),
         Trajectory([Turn(50, 0)], id="D", correct=None),
     ]
 
@@ -51,6 +58,7 @@ def batch() -> list[Trajectory]:
 @pytest.fixture
 def no_patterns(monkeypatch):
     """Batch metrics without pattern keys, whatever pte_rl.patterns finds."""
+
     def pattern_rates(trajectories, gamma, **options):
         return {}
 
@@ -104,8 +112,12 @@ def test_batch_metrics_adds_pattern_rates(monkeypatch):
 
     def pattern_rates(trajectories, gamma, **options):
         seen.update(n=len(trajectories), gamma=gamma, options=options)
-        return {"patterns/confirmatory_rate": 0.25, "patterns/confirmatory_cost_multiplier": 2.0,
-                "patterns/tool_mixing_rate": 0.0, "patterns/tool_mixing_cost_multiplier": float("nan")}
+        return {
+            "patterns/confirmatory_rate": 0.25,
+            "patterns/confirmatory_cost_multiplier": 2.0,
+            "patterns/tool_mixing_rate": 0.0,
+            "patterns/tool_mixing_cost_multiplier": float("nan"),
+        }
 
     try:
         from pte_rl import patterns
@@ -204,8 +216,15 @@ def test_wandb_without_a_key_logs_offline_in_the_output_dir(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "NETRC"}
     env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     out = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-c", WANDB_SCRIPT, str(out)], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=240, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", WANDB_SCRIPT, str(out)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MODE offline" in result.stdout
     runs = list((out / "wandb").glob("offline-run-*"))
@@ -235,7 +254,7 @@ def png_size(path: Path) -> tuple[int, int]:
 def test_recorder_writes_metrics_samples_and_plots(tmp_path, no_patterns):
     recorder = MetricsRecorder(tmp_path, cost_model=MODEL, samples_per_log=2)
     recorder.on_train_begin(None, state(0), None)
-    recorder.on_rollout_batch(batch())          # no trainer: queued for the next log line
+    recorder.on_rollout_batch(batch())  # no trainer: queued for the next log line
     recorder.on_rollout_batch(batch()[:2])
     recorder.on_log(None, state(1), None, logs={"reward": 0.5, "loss": float("nan")})
     recorder.on_rollout_batch(batch()[2:])
@@ -278,9 +297,12 @@ def test_only_the_main_process_writes(tmp_path, no_patterns):
 
 def test_resume_drops_lines_after_the_checkpoint(tmp_path):
     metrics = tmp_path / "metrics.jsonl"
-    metrics.write_text("".join(json.dumps({"step": s, "reward": s / 10}) + "\n" for s in range(1, 6))
-                       + '{"step": 6, "rew')  # a line cut by the kill
-    (tmp_path / "samples.jsonl").write_text("".join(json.dumps({"step": s, "id": str(s)}) + "\n" for s in (2, 4)))
+    metrics.write_text(
+        "".join(json.dumps({"step": s, "reward": s / 10}) + "\n" for s in range(1, 6)) + '{"step": 6, "rew'
+    )  # a line cut by the kill
+    (tmp_path / "samples.jsonl").write_text(
+        "".join(json.dumps({"step": s, "id": str(s)}) + "\n" for s in (2, 4))
+    )
     recorder = MetricsRecorder(tmp_path, cost_model=MODEL)
     recorder.on_train_begin(None, state(3), None)  # resumed from checkpoint-3
     assert [line["step"] for line in read_lines(metrics)] == [1, 2, 3]
@@ -291,8 +313,16 @@ def test_resume_drops_lines_after_the_checkpoint(tmp_path):
 
 
 def test_pattern_plots_and_eval_keys(tmp_path):
-    records = [{"step": s, "patterns/confirmatory_rate": 0.5 / s, "patterns/confirmatory_cost_multiplier": 2.0,
-                "eval_pte/mean": 3.0, "note": "text"} for s in (1, 2, 3)]
+    records = [
+        {
+            "step": s,
+            "patterns/confirmatory_rate": 0.5 / s,
+            "patterns/confirmatory_cost_multiplier": 2.0,
+            "eval_pte/mean": 3.0,
+            "note": "text",
+        }
+        for s in (1, 2, 3)
+    ]
     from pte_rl.plots import training_plots
 
     written = training_plots(records, tmp_path / "plots")
@@ -308,7 +338,9 @@ def test_local_metrics_callback_is_a_trainer_callback(tmp_path, no_patterns):
 
     assert issubclass(LocalMetricsCallback, TrainerCallback)
     callback = LocalMetricsCallback(tmp_path, cost_model=MODEL)
-    handler = CallbackHandler([callback], model=None, processing_class=None, optimizer=None, lr_scheduler=None)
+    handler = CallbackHandler(
+        [callback], model=None, processing_class=None, optimizer=None, lr_scheduler=None
+    )
     args = SimpleNamespace(output_dir=str(tmp_path))
     train_state, control = TrainerState(), TrainerControl()
     handler.on_train_begin(args, train_state, control)
@@ -367,13 +399,23 @@ def test_trainer_run_without_a_key_logs_offline_and_resumes(tmp_path):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "NETRC"}
     # A fresh HOME without a W&B key; matplotlib keeps its font cache (building one takes minutes).
-    env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parent.parent),
-               MPLCONFIGDIR=os.environ.get("MPLCONFIGDIR") or str(Path.home() / ".cache" / "matplotlib"))
+    env.update(
+        HOME=str(home),
+        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+        MPLCONFIGDIR=os.environ.get("MPLCONFIGDIR") or str(Path.home() / ".cache" / "matplotlib"),
+    )
     out = tmp_path / "run"
 
     def train(resume: bool) -> None:
-        result = subprocess.run([sys.executable, "-c", TRAINER_SCRIPT, str(out), "4", "resume" if resume else "fresh"],
-                                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1500, check=False)
+        result = subprocess.run(
+            [sys.executable, "-c", TRAINER_SCRIPT, str(out), "4", "resume" if resume else "fresh"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr[-4000:]
 
     train(resume=False)
@@ -387,5 +429,7 @@ def test_trainer_run_without_a_key_logs_offline_and_resumes(tmp_path):
     train(resume=True)  # as after a kill between steps 2 and 4: checkpoint-2 is the restart point
     again = read_lines(out / "metrics.jsonl")
     assert [r["step"] for r in again] == [1, 2, 3, 4, 4]
-    assert again[:2] == first[:2] and [r["pte/mean"] for r in again[2:4]] == [r["pte/mean"] for r in first[2:4]]
+    assert again[:2] == first[:2] and [r["pte/mean"] for r in again[2:4]] == [
+        r["pte/mean"] for r in first[2:4]
+    ]
     assert len(list((out / "wandb").glob("offline-run-*"))) == 2

@@ -20,12 +20,27 @@ from pte_rl.trajectory import Trajectory, Turn
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def make_run(root: Path, name: str, preset: str, seed: int, evaluation: dict | None, *, overrides=(),
-             start: dict | None = None, steps: list[dict] | None = None, trajectories=None) -> Path:
+def make_run(
+    root: Path,
+    name: str,
+    preset: str,
+    seed: int,
+    evaluation: dict | None,
+    *,
+    overrides=(),
+    start: dict | None = None,
+    steps: list[dict] | None = None,
+    trajectories=None,
+) -> Path:
     run = root / name
     run.mkdir(parents=True)
-    config = {"reward_preset": preset, "seed": seed, "reward_overrides": list(overrides), "run_name": name,
-              "gamma": 0.01}
+    config = {
+        "reward_preset": preset,
+        "seed": seed,
+        "reward_overrides": list(overrides),
+        "run_name": name,
+        "gamma": 0.01,
+    }
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     if evaluation is not None:
         (run / "eval").mkdir()
@@ -42,8 +57,15 @@ def make_run(root: Path, name: str, preset: str, seed: int, evaluation: dict | N
 
 
 def summary(accuracy: float, pte_mean: float, rate: float, n: int = 100) -> dict:
-    return {"accuracy": accuracy, "pte_mean": pte_mean, "pte_median": pte_mean - 5, "generated_tokens_mean": pte_mean / 10,
-            "tool_calls_mean": 1.0, "patterns/confirmatory_rate": rate, "n": n}
+    return {
+        "accuracy": accuracy,
+        "pte_mean": pte_mean,
+        "pte_median": pte_mean - 5,
+        "generated_tokens_mean": pte_mean / 10,
+        "tool_calls_mean": 1.0,
+        "patterns/confirmatory_rate": rate,
+        "n": n,
+    }
 
 
 def traj(context: int, decode: int, correct: bool) -> Trajectory:
@@ -54,6 +76,7 @@ def traj(context: int, decode: int, correct: bool) -> Trajectory:
 @pytest.fixture
 def no_patterns(monkeypatch):
     """Eval summaries recomputed from trajectories carry no pattern keys (whatever pte_rl.patterns finds)."""
+
     def pattern_rates(trajectories, gamma, **options):
         return {}
 
@@ -69,16 +92,39 @@ def no_patterns(monkeypatch):
 def runs(tmp_path, no_patterns) -> Path:
     root = tmp_path / "ablate"
     for seed, (acc, cost, rate) in enumerate([(0.90, 200, 0.5), (0.94, 240, 0.3), (0.92, 220, 0.4)]):
-        make_run(root, f"correctness-s{seed}", "correctness", seed, summary(acc, cost, rate),
-                 steps=[{"step": 1, "pte/mean": 200 + 20 * seed}, {"step": 2, "pte/mean": 210 + 20 * seed},
-                        {"step": 2, "train_runtime": 9.0}])
+        make_run(
+            root,
+            f"correctness-s{seed}",
+            "correctness",
+            seed,
+            summary(acc, cost, rate),
+            steps=[
+                {"step": 1, "pte/mean": 200 + 20 * seed},
+                {"step": 2, "pte/mean": 210 + 20 * seed},
+                {"step": 2, "train_runtime": 9.0},
+            ],
+        )
     starts = {0: {"accuracy": 0.95, "pte_mean": 160}, 1: {"accuracy": 0.97, "pte_mean": 140}}
     for seed, (acc, cost) in enumerate([(0.91, 100), (0.93, 120), (0.92, 110)]):
-        make_run(root, f"pte-s{seed}", "pte", seed, summary(acc, cost, 0.1), start=starts.get(seed),
-                 steps=[{"step": 1, "pte/mean": 150.0}, {"step": 2, "pte/mean": 100 + seed}])
+        make_run(
+            root,
+            f"pte-s{seed}",
+            "pte",
+            seed,
+            summary(acc, cost, 0.1),
+            start=starts.get(seed),
+            steps=[{"step": 1, "pte/mean": 150.0}, {"step": 2, "pte/mean": 100 + seed}],
+        )
     # No summary.json: recomputed from the trajectories, PTE (gamma 0.01) 100 + 10 = 110 and 20 + 2 = 22.
-    make_run(root, "pte-w0.9-s0", "pte", 0, None, overrides=["pte.weight=0.9"],
-             trajectories=[traj(100, 10, True), traj(20, 10, False)])
+    make_run(
+        root,
+        "pte-w0.9-s0",
+        "pte",
+        0,
+        None,
+        overrides=["pte.weight=0.9"],
+        trajectories=[traj(100, 10, True), traj(20, 10, False)],
+    )
     return root
 
 
@@ -92,7 +138,9 @@ def test_table_values_by_hand(runs, tmp_path):
     acc = base["stats"]["accuracy"]
     assert acc["mean"] == pytest.approx(0.92) and acc["std"] == pytest.approx(0.02)  # sqrt((.02² + .02²) / 2)
     assert (acc["min"], acc["max"], acc["n"]) == (0.90, 0.94, 3)
-    assert base["stats"]["pte_mean"]["mean"] == pytest.approx(220) and base["stats"]["pte_mean"]["std"] == pytest.approx(20)
+    assert base["stats"]["pte_mean"]["mean"] == pytest.approx(220) and base["stats"]["pte_mean"][
+        "std"
+    ] == pytest.approx(20)
     assert base["stats"]["patterns/confirmatory_rate"]["std"] == pytest.approx(0.1)
     assert pte["vs_correctness"]["pte_pct"] == pytest.approx(-50.0)  # 110 / 220 - 1
     assert pte["vs_correctness"]["accuracy_pts"] == pytest.approx(0.0, abs=1e-9)
@@ -101,14 +149,21 @@ def test_table_values_by_hand(runs, tmp_path):
     assert pte["vs_start"]["accuracy_pts"] == pytest.approx(-4.0)
     assert base["vs_start"] is None
     # Recomputed from eval/trajectories.jsonl: PTE mean (110 + 22) / 2 = 66, accuracy 1/2, one seed.
-    assert heavy["stats"]["pte_mean"]["mean"] == pytest.approx(66.0) and heavy["stats"]["pte_mean"]["std"] is None
-    assert heavy["stats"]["accuracy"]["mean"] == 0.5 and heavy["stats"]["generated_tokens_mean"]["mean"] == 10.0
+    assert (
+        heavy["stats"]["pte_mean"]["mean"] == pytest.approx(66.0)
+        and heavy["stats"]["pte_mean"]["std"] is None
+    )
+    assert (
+        heavy["stats"]["accuracy"]["mean"] == 0.5 and heavy["stats"]["generated_tokens_mean"]["mean"] == 10.0
+    )
     assert heavy["vs_correctness"]["pte_pct"] == pytest.approx(-70.0)
     assert heavy["vs_correctness"]["accuracy_pts"] == pytest.approx(-42.0)
     assert heavy["stats"]["patterns/confirmatory_rate"]["n"] == 0  # the trajectories hold no pattern rates
 
     rows = {row["group"]: row for row in csv.DictReader((out / "report.csv").open())}
-    assert float(rows["pte"]["pte_mean_mean"]) == pytest.approx(110) and float(rows["pte"]["pte_mean_std"]) == 10
+    assert (
+        float(rows["pte"]["pte_mean_mean"]) == pytest.approx(110) and float(rows["pte"]["pte_mean_std"]) == 10
+    )
     assert float(rows["pte"]["pte_change_vs_correctness_pct"]) == pytest.approx(-50)
     assert rows["correctness"]["pte_change_vs_start_pct"] == "" and rows["pte"]["seeds"] == "0;1;2"
     markdown = (out / "report.md").read_text()
@@ -130,14 +185,22 @@ def test_step_curves_mean_and_std_over_seeds(runs):
 
 
 def test_stats_edge_cases():
-    assert stats([1.0, float("nan"), 3.0]) == {"mean": 2.0, "std": math.sqrt(2.0), "min": 1.0, "max": 3.0, "n": 2}
+    assert stats([1.0, float("nan"), 3.0]) == {
+        "mean": 2.0,
+        "std": math.sqrt(2.0),
+        "min": 1.0,
+        "max": 3.0,
+        "n": 2,
+    }
     assert stats([]) == {"mean": None, "std": None, "min": None, "max": None, "n": 0}
 
 
 def test_cli_writes_the_report_and_skips_old_reports(runs, tmp_path, capsys):
     out = runs / "report"
     assert main(["report", str(runs), "--out", str(out)]) == 0
-    assert main(["report", *map(str, sorted(runs.iterdir())), "--out", str(out)]) == 0  # the glob includes report/
+    assert (
+        main(["report", *map(str, sorted(runs.iterdir())), "--out", str(out)]) == 0
+    )  # the glob includes report/
     printed = capsys.readouterr().out
     assert "# Ablation report" in printed and "7 runs in 3 groups" in printed
     assert json.loads((out / "report.json").read_text())["runs"][0]["path"].endswith("correctness-s0")
@@ -149,13 +212,19 @@ def test_without_the_baseline_the_changes_are_left_out(runs, tmp_path):
     assert "No `correctness` runs" in (tmp_path / "r" / "report.md").read_text()
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda run: (run / "config.yaml").unlink(), "missing config.yaml"),
-    (lambda run: (run / "eval" / "summary.json").unlink(), "missing eval/summary.json and eval/trajectories.jsonl"),
-    (lambda run: (run / "metrics.jsonl").write_text('{"step": 1}\n{"step": \n'), "metrics.jsonl:2"),
-    (lambda run: (run / "config.yaml").write_text("seed: 0\n"), "field 'reward_preset'"),
-    (lambda run: (run / "config.yaml").write_text("reward_preset: pte\nseed: zero\n"), "field 'seed'"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda run: (run / "config.yaml").unlink(), "missing config.yaml"),
+        (
+            lambda run: (run / "eval" / "summary.json").unlink(),
+            "missing eval/summary.json and eval/trajectories.jsonl",
+        ),
+        (lambda run: (run / "metrics.jsonl").write_text('{"step": 1}\n{"step": \n'), "metrics.jsonl:2"),
+        (lambda run: (run / "config.yaml").write_text("seed: 0\n"), "field 'reward_preset'"),
+        (lambda run: (run / "config.yaml").write_text("reward_preset: pte\nseed: zero\n"), "field 'seed'"),
+    ],
+)
 def test_bad_run_dirs_exit_2_naming_the_file(runs, tmp_path, capsys, damage, message):
     damage(runs / "pte-s1")
     assert main(["report", str(runs / "pte-s0"), str(runs / "pte-s1"), "--out", str(tmp_path / "r")]) == 2

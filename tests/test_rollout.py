@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from rollout_helpers import ScriptedBackend, build_byte_tokenizer, count_tokens, encode
+from rollout_helpers import ScriptedBackend, build_byte_tokenizer, count_tokens, encode, one_torch_thread
 
 from pte_rl.backends import SamplingConfig
 from pte_rl.checkers import NumberChecker
@@ -32,6 +32,11 @@ def response(content: str, first: bool, last: bool) -> str:
     """One tool message as the Qwen2.5 template renders it after an assistant turn."""
     head = "\n<|im_start|>user" if first else ""
     return f"{head}\n<tool_response>\n{content}\n</tool_response>" + ("<|im_end|>\n" if last else "")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    yield from one_torch_thread()
 
 
 @pytest.fixture(scope="module")

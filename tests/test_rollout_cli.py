@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from rollout_helpers import build_byte_tokenizer, build_tiny_model, count_tokens
+from rollout_helpers import build_byte_tokenizer, build_tiny_model, count_tokens, one_torch_thread
 
 from pte_rl.cli import main
 from pte_rl.cost import pte
 from pte_rl.env import load_environment
 from pte_rl.jsonl import read_trajectories
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    yield from one_torch_thread()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from rollout_helpers import ForceScript, build_byte_tokenizer, build_tiny_model, count_tokens
+from rollout_helpers import (
+    ForceScript,
+    build_byte_tokenizer,
+    build_tiny_model,
+    count_tokens,
+    one_torch_thread,
+)
 
 from pte_rl.checkers import NumberChecker
 from pte_rl.env import Environment
@@ -11,6 +17,11 @@ from pte_rl.tools import calculator
 
 CALL = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "6*7"}}\n</tool_call>'
 SCRIPTS = {"6*7": [CALL, "\\boxed{42}"], "9-2": ["\\boxed{7}"]}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    yield from one_torch_thread()
 
 
 def test_grpo_step_with_rollout_func(tmp_path, monkeypatch):

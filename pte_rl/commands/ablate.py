@@ -37,7 +37,8 @@ def _numbers(text: str, option: str, kind: type) -> list:
         try:
             out.append(kind(item))
         except ValueError:
-            raise CLIError(f"{option}: expected {kind.__name__} values separated by commas, got {item!r}") from None
+            raise CLIError(f"{option}: expected {kind.__name__} values separated by commas, "
+                           f"got {item!r}") from None
     return out
 
 
@@ -52,15 +53,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ablate",
         help="train reward presets x penalty weights x seeds one after another, then write a report",
-        description="Run recipes/grpo_pte.py once per (preset, weight, seed) into OUT/<preset>[-w<weight>]-s<seed>, "
+        description="Run recipes/grpo_pte.py once per (preset, weight, seed) into "
+        "OUT/<preset>[-w<weight>]-s<seed>, "
         "skipping complete runs (eval/summary.json) and resuming interrupted ones (checkpoint-*), then write "
         "`pte-rl report` of all complete runs into OUT/report. Arguments after `--` go to every run.",
     )
     parser.add_argument("--presets", default=DEFAULT_PRESETS, metavar="P,P,...",
                         help=f"reward presets (names in rewards/ or YAML paths; default {DEFAULT_PRESETS})")
     parser.add_argument("--weights", metavar="W,W,...",
-                        help="penalty weights to sweep for presets that have a penalty ('default' = the preset's "
-                             "own); presets without one (correctness) run once")
+                        help="penalty weights to sweep for presets that have a penalty ('default' = the "
+                             "preset's own); presets without one (correctness) run once")
     parser.add_argument("--seeds", default="0,1,2", metavar="S,S,...", help="seeds (default 0,1,2)")
     parser.add_argument("--config", metavar="FILE.yaml",
                         help="recipe config passed as --config (default: the recipe's own default)")

@@ -43,7 +43,6 @@ class Sample:
     cost: float
     correct: float | None
     status: str  # record | checked | unfinished | empty | no_ground_truth | checker_error | unknown
-    length: int = 0  # len(completion_ids)
 
 
 def resolve_checker(checker: Callable | str | None, checker_options: dict | None) -> Callable | None:
@@ -154,9 +153,8 @@ class GroupReward:
         )
         if self.measure == "pte" and source == "none":
             raise ValueError(
-                f"{self.__name__}: PTE needs the rollout's `trajectory` records or a tokenizer to rebuild "
-                "the turns "
-                "from the completions (pass tokenizer= to the reward factory or to load_preset)"
+                f"{self.__name__}: PTE needs the rollout's `trajectory` records, or a tokenizer to rebuild "
+                "the turns from the completions (pass tokenizer= to the reward factory or to load_preset)"
             )
         out = []
         for i, completion in enumerate(completions):
@@ -172,7 +170,7 @@ class GroupReward:
             )
             cost = NAN if self.measure is None else records.measure(traj, ids, self.measure, self.cost_model)
             correct, status = self.correctness(i, traj, completion, kwargs, source)
-            out.append(Sample(group, task, cost, correct, status, len(ids) if ids is not None else 0))
+            out.append(Sample(group, task, cost, correct, status))
         return out
 
     def correctness(self, i: int, traj, completion, kwargs, source: str) -> tuple[float | None, str]:

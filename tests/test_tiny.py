@@ -1,0 +1,166 @@
+"""The embedded tiny policy: tokenizer, chat template, model, warm start, cache and determinism."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pte_rl import tiny
+from pte_rl.tiny import TinyConfig, build_tiny_policy
+
+# A build small enough for the fast suite: same code path as the default, toy sizes.
+FAST = dict(sft_examples=48, tokenizer_examples=48, sft_steps=3, hidden_size=16, num_layers=1, num_heads=2,
+            num_kv_heads=1, intermediate_size=32, vocab_size=320, batch_tokens=2048, warmup_steps=1)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    config = TinyConfig(**FAST)
+    path = build_tiny_policy(config, root / "a", threads=1, log=lambda _: None)
+    return config, path, root
+
+
+@pytest.fixture(scope="module")
+def tokenizer(built):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(built[1])
+
+
+def test_tokenizer_splits_digits(tokenizer):
+    tokens = tokenizer.tokenize("What is 4817*10?")
+    digits = [t for t in tokens if any(ch.isdigit() for ch in t)]
+    assert digits == ["4", "8", "1", "7", "1", "0"]
+    ids = tokenizer("2146", add_special_tokens=False)["input_ids"]
+    assert len(ids) == 4 and tokenizer.decode(ids) == "2146"
+
+
+def test_chat_template_is_trls_qwen2_5_and_parses_tool_calls(tokenizer):
+    from trl.chat_template_utils import add_response_schema, qwen2_5_chat_template, supports_tool_calling
+
+    assert tokenizer.chat_template == qwen2_5_chat_template
+    assert supports_tool_calling(tokenizer)
+    add_response_schema(tokenizer)  # raises for a template TRL does not recognise
+    text = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "37*58"}}\n</tool_call><|im_end|>'
+    parsed = tokenizer.parse_response(text)
+    assert parsed["tool_calls"][0]["function"] == {"name": "calculator", "arguments": {"expression": "37*58"}}
+
+
+def test_special_tokens_are_single_tokens(tokenizer):
+    for token in tiny.SPECIAL_TOKENS + tiny.TOOL_TOKENS:
+        assert tokenizer.tokenize(token) == [token]
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|endoftext|>"
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2+3?"}], tokenize=False,
+                                             add_generation_prompt=True)
+    assert rendered.endswith("<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n")
+    assert tokenizer.decode(tokenizer(rendered, add_special_tokens=False)["input_ids"]) == rendered
+
+
+def test_model_loads_with_from_pretrained(built, tokenizer):
+    from transformers import AutoModelForCausalLM, Qwen2ForCausalLM
+
+    config, path, _ = built
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert isinstance(model, Qwen2ForCausalLM)
+    assert model.config.vocab_size == len(tokenizer)
+    assert model.config.hidden_size == 16 and model.config.num_hidden_layers == 1
+    assert model.config.eos_token_id == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    info = json.loads((path / tiny.BUILD_INFO).read_text())
+    assert info["settings_hash"] == tiny.settings_hash(config)
+    assert info["parameters"] == sum(p.numel() for p in model.parameters())
+    assert len(info["sft_loss"]) == 1 and info["sft_loss"][0] > 0
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2+3?"}], add_generation_prompt=True,
+                                        return_tensors="pt", return_dict=True)["input_ids"]
+    out = model.generate(ids, max_new_tokens=3, do_sample=False)
+    assert ids.shape[1] < out.shape[1] <= ids.shape[1] + 3
+
+
+def test_build_is_deterministic_in_the_seed(built):
+    from safetensors.torch import load_file
+
+    config, first, root = built
+    second = build_tiny_policy(config, root / "b", threads=1, log=lambda _: None)
+    assert (first / "tokenizer.json").read_text() == (second / "tokenizer.json").read_text()
+    a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    other = build_tiny_policy(TinyConfig(**{**FAST, "seed": 1}), root / "c", threads=1, log=lambda _: None)
+    c = load_file(other / "model.safetensors")
+    assert not all(torch.equal(a[k], c[k]) for k in a if k in c and a[k].shape == c[k].shape)
+
+
+def test_cache_reuse_and_atomic_layout(built, monkeypatch, tmp_path):
+    config, path, _ = built
+    messages = []
+    assert build_tiny_policy(config, path, log=messages.append) == path
+    assert messages and "reusing" in messages[0]
+    with pytest.raises(FileExistsError, match="other settings"):
+        build_tiny_policy(TinyConfig(**{**FAST, "seed": 5}), path, log=lambda _: None)
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
+    monkeypatch.setenv(tiny.CACHE_VARIABLE, str(tmp_path))
+    assert tiny.tiny_policy_path(config) == tmp_path / f"tiny-{tiny.settings_hash(config)}"
+    assert tiny.settings_hash(config) != tiny.settings_hash(TinyConfig(**{**FAST, "seed": 1}))
+
+
+def test_shared_prefix_loss_equals_the_plain_loss():
+    import torch.nn.functional as F
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=1, pad_token_id=0))
+    prefix = [5, 6, 7, 8, 9]
+    rows = [(prefix + [11, 12, 13], [1] * 8), (prefix + [14], [1] * 6), (prefix + [15, 16, 17, 18], [1, 0] * 5)]
+    total, count = tiny.token_losses(model, rows)
+    total.backward()
+    shared = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    reference, n = 0.0, 0
+    for index, (ids, mask) in enumerate(rows):  # plain forward per row; the shared prefix counted once
+        losses = F.cross_entropy(model(input_ids=torch.tensor([ids])).logits[0, :-1], torch.tensor(ids[1:]),
+                                 reduction="none") * torch.tensor(mask[1:], dtype=torch.float32)
+        first = 0 if index == 0 else len(prefix) - 1
+        reference = reference + losses[first:].sum()
+        n += sum(mask[1:][first:])
+    reference.backward()
+    assert count == n
+    assert torch.allclose(total, reference, atol=1e-5)
+    assert all(torch.allclose(a, p.grad, atol=1e-5) for a, p in zip(shared, model.parameters()))
+
+
+def test_prefix_and_batching_helpers():
+    assert tiny.common_prefix_length([[1, 2, 3], [1, 2, 4, 5], [1, 2, 3, 9]]) == 2
+    assert tiny.common_prefix_length([[1, 2], [1, 2, 3]]) == 1  # leaves each row a token of its own
+    batches = tiny.batches_by_tokens([5, 1, 9, 3, 3], token_budget=10, max_rows=2)
+    assert batches == [[1, 3], [4, 0], [2]]
+    assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="loss"):
+        TinyConfig(loss="prompt")
+    with pytest.raises(ValueError, match="num_heads"):
+        TinyConfig(hidden_size=30, num_heads=4)
+    with pytest.raises(ValueError, match="vocab_size"):
+        TinyConfig(vocab_size=100)
+
+
+def test_cli_path_uses_the_cache_variable(monkeypatch, tmp_path, capsys):
+    from pte_rl.cli import main
+
+    monkeypatch.setenv(tiny.CACHE_VARIABLE, str(tmp_path))
+    assert main(["tiny", "path", "--seed", "3"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == str(tiny.tiny_policy_path(TinyConfig(seed=3)))
+    assert printed.startswith(str(tmp_path / "tiny-"))
+    assert main(["tiny", "build", "--steps", "0", "--out", str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.slow
+def test_default_build_learns_the_scripted_chats(tmp_path):
+    path = build_tiny_policy(TinyConfig(), tmp_path / "default", log=lambda _: None)
+    info = json.loads((path / tiny.BUILD_INFO).read_text())
+    assert info["sft_loss"][-1] < 0.35 * info["sft_loss"][0]
+    assert 150_000 < info["parameters"] < 2_000_000
