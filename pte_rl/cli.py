@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from pte_rl import __version__
@@ -42,13 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pte-rl {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"pte_rl.commands.{name}")
-        except ModuleNotFoundError as exc:  # DEVELOPMENT-ONLY tolerance, removed once every command exists
-            if exc.name != f"pte_rl.commands.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"pte_rl.commands.{name}").register(subparsers)
     return parser
 
 
@@ -62,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CLIError, FormatError) as exc:
         print(f"pte-rl {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `pte-rl score ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

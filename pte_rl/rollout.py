@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -348,7 +347,6 @@ def _trajectory(
         metadata={
             **(metadata or {}), "stop": episode.stop, "prompt_tokens": len(episode.prompt_ids),
             "batch_sizes": episode.batch_sizes, "generation_time_s": episode.generation_times,
-            "wall_time": time.time(),
         },
     )
 

@@ -222,6 +222,11 @@ def trainer_backend(trainer: Any, tokenizer: Any) -> Iterator[GenerationBackend]
         with _vllm_awake(generation):
             yield VLLMBackend(generation.llm, eos)
         return
+    if getattr(trainer, "is_fsdp_enabled", False):
+        raise ValueError(
+            "pte_rl's rollout with FSDP needs use_vllm=True: FSDP forward passes are collective, and multi-turn "
+            "episodes end at different turns on different ranks"
+        )
     if getattr(trainer.args, "ds3_gather_for_generation", True) is False:
         raise ValueError(
             "pte_rl's rollout needs ds3_gather_for_generation=True: without gathered weights every rank must run "

@@ -80,7 +80,7 @@ def test_tools_compute_exactly_and_fail_clearly():
     assert arith.calculator("(12-20)*3") == "-24"
     python = arith.make_python_tool(report_lines=5)
     lines = python("37*58").splitlines()
-    assert lines[0] == "2146" and len(lines) == 6
+    assert lines[0] == "2146" and len(lines) == 1 + 5 + 2  # result, body lines, header and footer
     assert python("print(99*99)").splitlines()[0] == "9801"
     assert arith.make_python_tool(0)("2+2") == "4"
     report = arith.python("10*10").split("\n", 1)[1]

@@ -115,8 +115,10 @@ def test_math_names_the_file_line_and_field_of_a_bad_row(tmp_path):
     bad.write_text(json.dumps({"problem": "1+1?", "answer": "2"}) + "\n" + json.dumps({"question": "x?"}) + "\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:2: field 'answer'"):
         load_environment("math", dataset=str(bad))
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"problem": "1+1?", "answer": "2"}) + "\n")
     with pytest.raises(ValueError, match="is the training source itself"):
-        load_environment("math", dataset=str(bad), eval_dataset=str(bad))
+        load_environment("math", dataset=str(good), eval_dataset=str(good))
 
 
 @needs_data

@@ -8,6 +8,7 @@ optional layer are skipped, with the reason, where that layer is not active.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -79,15 +80,24 @@ def assert_no_survivors(marker: str) -> None:
 def run_in_caller(code: str, **kwargs) -> dict:
     """run_python from a separate caller process in its own session; its result and peak memory."""
     script = (
-        "import json, os, resource, sys\n"
-        "from pte_rl.tools import run_python\n"
-        "r = run_python(sys.argv[1], extra_env={'CALLER_PID': str(os.getpid())}, **json.loads(sys.argv[2]))\n"
+        "import json, os, sys\n"
+        "def hwm_kb():  # this process image's peak RSS; ru_maxrss would carry the forking parent's over exec\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        "            return int(line.split()[1])\n"
+        "    import resource\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "from pte_rl.tools import SandboxLayers, run_python\n"
+        "layers = json.loads(sys.argv[3])  # this session's layers: no probing again\n"
+        "layers = SandboxLayers(**{**layers, 'namespaces': tuple(layers['namespaces'])})\n"
+        "kwargs = json.loads(sys.argv[2])\n"
+        "r = run_python(sys.argv[1], extra_env={'CALLER_PID': str(os.getpid())}, layers=layers, **kwargs)\n"
         "print(json.dumps({'error': r.error, 'stdout': r.stdout, 'stderr': r.stderr, 'truncated': r.truncated,\n"
         "                  'stdout_bytes': r.stdout_bytes, 'duration_s': r.duration_s,\n"
-        "                  'maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+        "                  'maxrss_mb': hwm_kb() / 1024}))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", script, code, json.dumps(kwargs)],
+        [sys.executable, "-c", script, code, json.dumps(kwargs), json.dumps(dataclasses.asdict(LAYERS))],
         capture_output=True,
         text=True,
         check=False,
@@ -124,7 +134,7 @@ def test_failures_are_reported_not_raised():
 
 @pytest.mark.parametrize("code", ["while True:\n    pass", "import time\ntime.sleep(600)"])
 def test_infinite_loops_time_out(code):
-    result, elapsed = bounded(lambda: run_python("print('started', flush=True)\n" + code, timeout_s=4))
+    result, elapsed = bounded(lambda: run_python("print('started', flush=True)\n" + code, timeout_s=2))
     assert result.error == "timeout" and result.returncode < 0
     assert result.stdout == "started\n"  # output before the kill is kept
     assert elapsed < CAP_S
