@@ -16,7 +16,7 @@ items are drawn and is fixed by default, so runs with different seeds are evalua
 Two tools, equally short to call, that differ in how long their responses are::
 
     calculator(expression="37*58")  ->  "2146"
-    python(code="37*58")            ->  "2146" + a digit-free execution report (``report_lines`` lines)
+    python(code="37*58")            ->  a digit-free execution report (``report_lines`` lines), then "2146"
 
 So behaviours that generate the same tokens cost different PTE. The scripted behaviours (for the
 supervised warm start of the tiny policy, and as labels for what a policy does):
@@ -30,8 +30,8 @@ supervised warm start of the tiny policy, and as labels for what a policy does):
                                                            long report stays in the context
 
 ``verbose`` is the waste a generated-token penalty cannot see (and a tool-call count cannot either);
-every behaviour is as accurate as the efficient one, because the answer is always copied from a
-response that starts with the number and whose report holds no digits to confuse the copy.
+every behaviour is as accurate as the efficient one, because the answer is always copied from the
+last line of a response, and the report before it holds no digits to confuse the copy.
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ EFFICIENT = {"direct", "call"}  # direct for level 1, call for levels >= 2
 DEFAULT_MIX = {"direct": 0.25, "call": 0.15, "confirm": 0.15, "repeat": 0.15, "verbose": 0.30}
 VERIFY_SENTENCE = "Let me verify."
 
-# A digit-free execution report: the number a policy must copy is alone on the first line, and the
-# report holds no digit that could be copied instead. ``report_lines`` takes the first lines of the body.
+# A digit-free execution report, then the printed output on the last line: the number a policy must
+# copy sits right before the end of the response, as the calculator's does, and the report holds no
+# digit that could be copied instead. ``report_lines`` takes the first lines of the body.
 _REPORT_HEADER = "--- execution report ---"
 _REPORT_FOOTER = "--- end of report ---"
 _ALLOWED_MODULES = (
@@ -215,7 +216,7 @@ def make_python_tool(report_lines: int = DEFAULT_REPORT_LINES):
         if source.startswith("print(") and source.endswith(")"):
             source = source[len("print(") : -1]
         value = str(evaluate(source))
-        return f"{value}\n{report}" if report else value
+        return f"{report}\nstdout:\n{value}" if report else value
 
     return python
 

@@ -11,10 +11,17 @@ Engines:
 * :class:`TransformersEngine` (CPU or CUDA): a manual prefill + decode loop over a
   ``DynamicCache`` — the work of ``model.generate(max_new_tokens=D, min_new_tokens=D, do_sample=False)``
   without its per-step logits processors. The first token comes from the prefill's logits, then
-  ``D - 1`` single-token steps, as in every serving engine.
+  ``D - 1`` single-token steps, as in every serving engine. The context is prefilled in chunks of at
+  most ``prefill_tokens`` tokens per forward across the batch (vLLM's chunked prefill), so that a
+  large batch's prefill keeps a serving engine's working set.
 * :class:`VLLMEngine`: ``vllm.LLM.generate`` with ``SamplingParams(max_tokens=D, min_tokens=D,
   ignore_eos=True, temperature=0)`` and prefix caching disabled, so each turn prefills its whole
   context again. Imported lazily (extra ``pte-rl[vllm]``); only the total time of a turn is known.
+
+Robust timing (CPU default): every prefill chunk and decode step is timed and a turn's phase time is
+their sum with each step capped at twice the phase's median step (:func:`clipped_sum`). The steps of
+one turn cost nearly the same, so the cap changes nothing on a quiet machine; on a shared one it
+removes the steps during which another job held the core (they cost 5-50x more).
 
 Clocks: on a CPU the default clock is the process CPU time with one intra-op thread. On a machine
 shared with other jobs, wall-clock time measures the other tenants too; CPU time of a single thread
@@ -26,7 +33,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +41,7 @@ from typing import Any, Protocol
 import numpy as np
 
 CLOCKS = ("auto", "cpu", "wall")
+SPIKE_FACTOR = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +85,37 @@ def _check_shape(batch_size: int, context_tokens: int, decode_tokens: int, max_p
         )
 
 
+def clipped_sum(pieces: Sequence[float], factor: float = SPIKE_FACTOR) -> float:
+    """Sum of per-step times with each step capped at ``factor`` x the median step.
+
+    Steps of one turn differ by little (a decode step's cost grows with the context by less than 2x
+    over a turn), while a step that another job on the machine interrupted costs many times more; the
+    cap repairs those. Fewer than 3 steps are summed as they are.
+
+    >>> clipped_sum([1.0, 1.1, 0.9, 30.0])   # the 30 becomes 2 x median (1.05)
+    5.1
+    """
+    if len(pieces) < 3:
+        return float(sum(pieces))
+    cap = factor * float(np.median(pieces))
+    return float(round(sum(min(p, cap) for p in pieces), 12))
+
+
 class TransformersEngine:
-    """Greedy generation with Hugging Face transformers, timed per turn (see the module docstring)."""
+    """Greedy generation with Hugging Face transformers, timed per turn (see the module docstring).
+
+    ``prefill_tokens``: tokens per prefill forward across the batch (vLLM's ``max_num_batched_tokens``):
+    a context is prefilled in chunks of ``max(16, prefill_tokens // B)`` tokens per sequence.
+    ``robust``: time every prefill chunk and decode step and sum them with :func:`clipped_sum`
+    (default on a CPU, where other jobs interrupt; on a GPU the phases are timed whole).
+    """
 
     name = "transformers"
 
-    def __init__(self, model: str | Path | Any, *, device: str = "cpu", threads: int | None = 1, clock: str = "auto"):
+    def __init__(
+        self, model: str | Path | Any, *, device: str = "cpu", threads: int | None = 1, clock: str = "auto",
+        prefill_tokens: int = 1024, robust: bool | None = None,
+    ):
         import torch
         from transformers import AutoModelForCausalLM
 
@@ -90,6 +123,8 @@ class TransformersEngine:
             raise ValueError(f"clock: expected one of {CLOCKS}, got {clock!r}")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
+        if prefill_tokens < 1:
+            raise ValueError(f"prefill_tokens: expected >= 1, got {prefill_tokens}")
         self.torch = torch
         if isinstance(model, str | Path):
             path = Path(model)
@@ -99,6 +134,8 @@ class TransformersEngine:
         self.model = model.to(device).eval()
         self.device = device
         self.threads = threads
+        self.prefill_tokens = prefill_tokens
+        self.robust = device == "cpu" if robust is None else robust
         self.clock = ("cpu" if device == "cpu" else "wall") if clock == "auto" else clock
         if self.clock == "cpu" and device != "cpu":
             raise ValueError("clock 'cpu' measures CPU work; use 'wall' on a GPU")
@@ -114,6 +151,10 @@ class TransformersEngine:
         wall = time.perf_counter()
         return (time.process_time() if self.clock == "cpu" else wall), wall
 
+    def _step(self, input_ids: Any, cache: Any) -> Any:
+        out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
+        return out.logits[:, -1].argmax(-1, keepdim=True)
+
     def run_turn(self, batch_size: int, context_tokens: int, decode_tokens: int, rng: np.random.Generator) -> TurnTiming:
         torch = self.torch
         from transformers import DynamicCache
@@ -121,23 +162,38 @@ class TransformersEngine:
         _check_shape(batch_size, context_tokens, decode_tokens, self.max_positions)
         ids = torch.from_numpy(rng.integers(0, self.vocab_size, size=(batch_size, context_tokens), dtype=np.int64))
         ids = ids.to(self.device)
+        chunk = max(16, self.prefill_tokens // batch_size)
+        prefill, decode = [], []
         previous_threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
                 start, start_wall = self._now()
-                cache = DynamicCache(config=self.model.config)
-                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
-                token = out.logits[:, -1].argmax(-1, keepdim=True)
+                cache = DynamicCache(config=self.model.config)  # a fresh cache: nothing kept from earlier turns
+                before = start
+                for offset in range(0, context_tokens, chunk):
+                    token = self._step(ids[:, offset : offset + chunk], cache)
+                    if self.robust:
+                        after, _ = self._now()
+                        prefill.append(after - before)
+                        before = after
                 middle, _ = self._now()
+                before = middle
                 for _ in range(decode_tokens - 1):
-                    out = self.model(input_ids=token, use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
-                    token = out.logits[:, -1].argmax(-1, keepdim=True)
+                    token = self._step(token, cache)
+                    if self.robust:
+                        after, _ = self._now()
+                        decode.append(after - before)
+                        before = after
                 end, end_wall = self._now()
         finally:
             torch.set_num_threads(previous_threads)
-        return TurnTiming(end - start, middle - start, end - middle, end_wall - start_wall)
+        if self.robust:
+            prefill_s, decode_s = clipped_sum(prefill), clipped_sum(decode)
+        else:
+            prefill_s, decode_s = middle - start, end - middle
+        return TurnTiming(prefill_s + decode_s, prefill_s, decode_s, end_wall - start_wall)
 
 
 class VLLMEngine:
@@ -196,10 +252,13 @@ class VLLMEngine:
         return TurnTiming(elapsed, None, None, elapsed)
 
 
-def make_engine(engine: str, model: str | Path, *, device: str = "cpu", threads: int | None = 1, clock: str = "auto") -> Engine:
+def make_engine(
+    engine: str, model: str | Path, *, device: str = "cpu", threads: int | None = 1, clock: str = "auto",
+    prefill_tokens: int = 1024,
+) -> Engine:
     """The engine named ``engine`` (``transformers`` or ``vllm``) on ``model`` (a local directory)."""
     if engine == "transformers":
-        return TransformersEngine(model, device=device, threads=threads, clock=clock)
+        return TransformersEngine(model, device=device, threads=threads, clock=clock, prefill_tokens=prefill_tokens)
     if engine == "vllm":
         if device != "cuda":
             raise ValueError("engine 'vllm' runs on --device cuda")

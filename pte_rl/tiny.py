@@ -341,8 +341,11 @@ def batches_by_tokens(lengths: list[int], token_budget: int, max_rows: int) -> l
 
 
 def supervised_warm_start(model: Any, data: list[tuple[list[int], list[int]]], config: TinyConfig,
-                          log: Callable[[str], None]) -> list[float]:
-    """Next-token cross-entropy over length-bucketed batches; returns the loss every 10 steps."""
+                          log: Callable[[str], None], callback: Callable[[int, Any], None] | None = None) -> list[float]:
+    """Next-token cross-entropy over length-bucketed batches; returns the loss every 10 steps.
+
+    ``callback(step, model)``, when given, runs after every 10th step (for diagnostics).
+    """
     import torch
 
     generator = torch.Generator().manual_seed(config.seed)
@@ -380,6 +383,11 @@ def supervised_warm_start(model: Any, data: list[tuple[list[int], list[int]]], c
             running = []
             log(f"warm start step {step + 1}/{config.sft_steps}: loss {losses[-1]:.4f} "
                 f"({time.perf_counter() - start:.0f} s)")
+            if callback is not None:
+                model.eval()
+                with torch.no_grad():
+                    callback(step + 1, model)
+                model.train()
     model.eval()
     return losses
 

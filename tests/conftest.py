@@ -16,6 +16,9 @@ import pytest
 
 # Tests build what they need locally; never let transformers/huggingface_hub reach for the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One intra-op thread per test process: on a busy 2-core machine torch's default thread pool spends
+# more time contending than computing (a generation measured 15x slower on 2 threads than on 1).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Qwen2.5-Instruct's chat template (tools rendered in the system prompt, calls as <tool_call> JSON,
 # tool results as <tool_response> blocks inside one user turn).

@@ -36,6 +36,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU (default 1)")
     parser.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
                         help="auto: process CPU time on --device cpu, wall-clock on cuda")
+    parser.add_argument("--prefill-tokens", type=int, default=1024,
+                        help="tokens per prefill forward across the batch (chunked prefill; default 1024)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -48,7 +50,8 @@ def make_engine_from_args(args: argparse.Namespace):
     if not (Path(args.model) / "config.json").is_file():
         raise CLIError(f"--model {args.model}: not a model directory (no config.json)")
     try:
-        return make_engine(args.engine, args.model, device=args.device, threads=args.threads, clock=args.clock)
+        return make_engine(args.engine, args.model, device=args.device, threads=args.threads, clock=args.clock,
+                           prefill_tokens=args.prefill_tokens)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 
