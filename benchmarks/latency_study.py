@@ -30,15 +30,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pte_rl.calibrate import calibrate, calibration_record, datasheet_gamma, save_calibration  # noqa: E402
-from pte_rl.commands.calibrate import format_fits  # noqa: E402
-from pte_rl.latency import ShapeRanges  # noqa: E402
-from pte_rl.latency_report import run_study, write_report  # noqa: E402
-from pte_rl.replay import TransformersEngine  # noqa: E402
+from pte_rl.calibrate import calibrate, calibration_record, datasheet_gamma, save_calibration
+from pte_rl.commands.calibrate import format_fits
+from pte_rl.latency import ShapeRanges
+from pte_rl.latency_report import run_study, write_report
+from pte_rl.replay import TransformersEngine
 
 # Study shapes sized for a 2048-position tiny model on a CPU budget of a few minutes.
-RANGES = ShapeRanges(extra_context_long=(250, 700), turns_few=(1, 2), turns_many=(4, 7), tool_short=(5, 40),
-                     tool_long=(80, 260), decode=(4, 128), max_context=1400)
+RANGES = ShapeRanges(extra_context_long=(200, 500), turns_few=(1, 2), turns_many=(4, 6), tool_short=(5, 40),
+                     tool_long=(60, 200), decode=(4, 128), max_context=1024)
 
 
 def resolve_model(model: str | None, scratch: Path) -> tuple[Path, str, str | None]:
@@ -51,7 +51,7 @@ def resolve_model(model: str | None, scratch: Path) -> tuple[Path, str, str | No
         path = tiny_policy_path(TinyConfig())
         if is_built(path):
             return path, f"embedded tiny policy ({path})", str(path)
-    except Exception as exc:  # the tiny policy module may not be importable in a partial checkout
+    except (ImportError, OSError, ValueError) as exc:  # no tiny policy module or environment file
         print(f"tiny policy unavailable ({exc}); using a random model of its shape", file=sys.stderr)
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -76,9 +76,10 @@ def main() -> int:
     parser.add_argument("--env", default="arith,facts")
     parser.add_argument("--n", type=int, default=120)
     parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--contexts", default="64,320,768,1344")
-    parser.add_argument("--decodes", default="4,32,112")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--contexts", default="96,320,640,960", help="calibration grid: context lengths")
+    parser.add_argument("--decodes", default="4,32,112", help="calibration grid: decode lengths")
+    parser.add_argument("--repeats", type=int, default=2, help="timings per calibration shape")
+    parser.add_argument("--study-repeats", type=int, default=1, help="timings per study turn")
     parser.add_argument("--statistic", choices=("median", "min"), default="min")
     parser.add_argument("--max-context", type=int, default=RANGES.max_context)
     parser.add_argument("--seed", type=int, default=0)
@@ -97,13 +98,14 @@ def main() -> int:
         engine = TransformersEngine(model)
         print(f"calibrating: contexts {contexts} x decodes {decodes} at concurrency {levels}", flush=True)
         cal = calibrate(engine, model=description, contexts=contexts, decodes=decodes, concurrency=levels,
-                        repeats=args.repeats, statistic=args.statistic, seed=args.seed + 1000)
+                        repeats=args.repeats, statistic=args.statistic, seed=args.seed + 1000,
+                        log=lambda m: print(f"{m} ({time.perf_counter() - started:.0f} s)", flush=True))
         sheet = datasheet_gamma(model)
         profile_path, record_path = save_calibration(
             calibration_record(cal, "tiny-cpu", datasheet=sheet), out=out / "profile.json")
         calibrated = time.perf_counter() - started
         print(format_fits(cal.fits, sheet), f"\ncalibration: {calibrated:.0f} s -> {profile_path}", flush=True)
-        result = run_study(engine, model=str(model), envs=envs, n=args.n, concurrency=levels, repeats=args.repeats,
+        result = run_study(engine, model=str(model), envs=envs, n=args.n, concurrency=levels, repeats=args.study_repeats,
                            statistic=args.statistic, seed=args.seed, profile=str(record_path), tokenizer=tokenizer,
                            ranges=replace(RANGES, max_context=args.max_context),
                            log=lambda m: print(m, file=sys.stderr, flush=True))

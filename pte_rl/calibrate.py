@@ -32,6 +32,7 @@ import datetime as _dt
 import itertools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,7 @@ class Calibration:
 def calibrate(
     engine: Engine, *, model: str, contexts: list[int], decodes: list[int], concurrency: list[int],
     repeats: int = 3, statistic: str = "median", seed: int = 0, per_turn: str = "auto",
+    log: Callable[[str], None] | None = None,
 ) -> Calibration:
     """Measure the grid at every concurrency level and fit each level (module docstring)."""
     if len(set(contexts)) < 2 or len(set(decodes)) < 2:
@@ -255,6 +257,8 @@ def calibrate(
             engine, contexts, decodes, level, repeats=repeats, statistic=statistic, seed=seed + level
         )
         points += level_points
+        if log:
+            log(f"calibrated concurrency {level}: {len(level_points)} shapes x {repeats} repeats")
         fits[level] = fit_costs(
             [p.context_tokens for p in level_points], [p.decode_tokens for p in level_points],
             [p.time_s for p in level_points], concurrency=level, per_turn=per_turn,

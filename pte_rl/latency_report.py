@@ -79,7 +79,7 @@ def run_study(
     else:
         say(f"calibrating on {len(contexts)}x{len(decodes)} grid at concurrency {levels}")
         cal = calibrate(engine, model=model, contexts=list(contexts), decodes=list(decodes), concurrency=levels,
-                        repeats=repeats, statistic=statistic, seed=seed + 1000)
+                        repeats=repeats, statistic=statistic, seed=seed + 1000, log=log)
         fits = cal.fits
         calibration = {"source": "this run", "grid": {"contexts": list(contexts), "decodes": list(decodes)},
                        "points": [asdict(p) for p in cal.points]}

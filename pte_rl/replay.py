@@ -11,14 +11,15 @@ Engines:
 * :class:`TransformersEngine` (CPU or CUDA): a manual prefill + decode loop over a
   ``DynamicCache`` — the work of ``model.generate(max_new_tokens=D, min_new_tokens=D, do_sample=False)``
   without its per-step logits processors. The first token comes from the prefill's logits, then
-  ``D - 1`` single-token steps, as in every serving engine. The context is prefilled in chunks of at
-  most ``prefill_tokens`` tokens per forward across the batch (vLLM's chunked prefill), so that a
-  large batch's prefill keeps a serving engine's working set.
+  ``D - 1`` single-token steps, as in every serving engine. The B contexts are prefilled as whole
+  sequences, as many per forward as a token budget allows (``prefill_tokens``, vLLM's
+  ``max_num_batched_tokens``), so that a large batch keeps a serving engine's working set; their
+  caches are then joined (untimed: a paged KV cache needs no copy) and decoded as one batch.
 * :class:`VLLMEngine`: ``vllm.LLM.generate`` with ``SamplingParams(max_tokens=D, min_tokens=D,
   ignore_eos=True, temperature=0)`` and prefix caching disabled, so each turn prefills its whole
   context again. Imported lazily (extra ``pte-rl[vllm]``); only the total time of a turn is known.
 
-Robust timing (CPU default): every prefill chunk and decode step is timed and a turn's phase time is
+Robust timing (CPU default): every prefill forward and decode step is timed and a turn's phase time is
 their sum with each step capped at twice the phase's median step (:func:`clipped_sum`). The steps of
 one turn cost nearly the same, so the cap changes nothing on a quiet machine; on a shared one it
 removes the steps during which another job held the core (they cost 5-50x more).
@@ -101,12 +102,29 @@ def clipped_sum(pieces: Sequence[float], factor: float = SPIKE_FACTOR) -> float:
     return float(round(sum(min(p, cap) for p in pieces), 12))
 
 
+def _merge(caches: list, config: Any) -> Any:
+    """One ``DynamicCache`` holding the sequences of several (concatenated along the batch)."""
+    if len(caches) == 1:
+        return caches[0]
+    from transformers import DynamicCache
+
+    layers = range(len(caches[0].layers))
+    data = [(_cat([c.layers[i].keys for c in caches]), _cat([c.layers[i].values for c in caches])) for i in layers]
+    return DynamicCache(ddp_cache_data=data, config=config)
+
+
+def _cat(tensors: list) -> Any:
+    import torch
+
+    return torch.cat(tensors, dim=0)
+
+
 class TransformersEngine:
     """Greedy generation with Hugging Face transformers, timed per turn (see the module docstring).
 
-    ``prefill_tokens``: tokens per prefill forward across the batch (vLLM's ``max_num_batched_tokens``):
-    a context is prefilled in chunks of ``max(16, prefill_tokens // B)`` tokens per sequence.
-    ``robust``: time every prefill chunk and decode step and sum them with :func:`clipped_sum`
+    ``prefill_tokens``: the token budget of one prefill forward (vLLM's ``max_num_batched_tokens``):
+    the B contexts are prefilled ``max(1, prefill_tokens // C)`` whole sequences per forward.
+    ``robust``: time every prefill forward and decode step and sum them with :func:`clipped_sum`
     (default on a CPU, where other jobs interrupt; on a GPU the phases are timed whole).
     """
 
@@ -162,7 +180,7 @@ class TransformersEngine:
         _check_shape(batch_size, context_tokens, decode_tokens, self.max_positions)
         ids = torch.from_numpy(rng.integers(0, self.vocab_size, size=(batch_size, context_tokens), dtype=np.int64))
         ids = ids.to(self.device)
-        chunk = max(16, self.prefill_tokens // batch_size)
+        group = max(1, self.prefill_tokens // context_tokens)  # whole sequences per prefill forward
         prefill, decode = [], []
         previous_threads = torch.get_num_threads()
         if self.threads:
@@ -170,16 +188,20 @@ class TransformersEngine:
         try:
             with torch.inference_mode():
                 start, start_wall = self._now()
-                cache = DynamicCache(config=self.model.config)  # a fresh cache: nothing kept from earlier turns
-                before = start
-                for offset in range(0, context_tokens, chunk):
-                    token = self._step(ids[:, offset : offset + chunk], cache)
+                before, caches, tokens = start, [], []
+                for first in range(0, batch_size, group):
+                    cache = DynamicCache(config=self.model.config)  # fresh: nothing kept from earlier turns
+                    tokens.append(self._step(ids[first : first + group], cache))
+                    caches.append(cache)
                     if self.robust:
                         after, _ = self._now()
                         prefill.append(after - before)
                         before = after
                 middle, _ = self._now()
-                before = middle
+                # One batch for decoding. The copy is not timed: a paged KV cache needs none.
+                cache, token = _merge(caches, self.model.config), torch.cat(tokens)
+                resume, _ = self._now()
+                before = resume
                 for _ in range(decode_tokens - 1):
                     token = self._step(token, cache)
                     if self.robust:
@@ -192,7 +214,7 @@ class TransformersEngine:
         if self.robust:
             prefill_s, decode_s = clipped_sum(prefill), clipped_sum(decode)
         else:
-            prefill_s, decode_s = middle - start, end - middle
+            prefill_s, decode_s = middle - start, end - resume
         return TurnTiming(prefill_s + decode_s, prefill_s, decode_s, end_wall - start_wall)
 
 

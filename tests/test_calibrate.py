@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -128,13 +129,8 @@ class FakeLLM:
         batch, context, decode = len(prompts), len(prompts[0]["prompt_token_ids"]), params.max_tokens
         self.clock.now += batch * (self.a * context + self.b * context * decode) + self.w * decode
 
-        class Completion:
-            token_ids = list(range(decode - self.short_by))
-
-        class Output:
-            outputs = [Completion()]
-
-        return [Output() for _ in prompts]
+        completion = SimpleNamespace(token_ids=list(range(decode - self.short_by)))
+        return [SimpleNamespace(outputs=[completion]) for _ in prompts]
 
 
 def fake_vllm(monkeypatch, **kwargs) -> tuple[VLLMEngine, FakeLLM]:

@@ -45,7 +45,7 @@ def test_chat_template_is_trls_qwen2_5_and_parses_tool_calls(tokenizer):
     assert supports_tool_calling(tokenizer)
     add_response_schema(tokenizer)  # raises for a template TRL does not recognise
     text = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "37*58"}}\n</tool_call><|im_end|>'
-    parsed = tokenizer.parse_response(text)
+    parsed = tokenizer.parse_response(text, prefix="")
     assert parsed["tool_calls"][0]["function"] == {"name": "calculator", "arguments": {"expression": "37*58"}}
 
 
@@ -112,7 +112,7 @@ def test_shared_prefix_loss_equals_the_plain_loss():
     model = Qwen2ForCausalLM(Qwen2Config(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                                          num_attention_heads=2, num_key_value_heads=1, pad_token_id=0))
     prefix = [5, 6, 7, 8, 9]
-    rows = [(prefix + [11, 12, 13], [1] * 8), (prefix + [14], [1] * 6), (prefix + [15, 16, 17, 18], [1, 0] * 5)]
+    rows = [(prefix + [11, 12, 13], [1] * 8), (prefix + [14], [1] * 6), (prefix + [15, 16, 17, 18], ([1, 0] * 5)[:9])]
     total, count = tiny.token_losses(model, rows)
     total.backward()
     shared = [p.grad.clone() for p in model.parameters()]

@@ -37,7 +37,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
                         help="auto: process CPU time on --device cpu, wall-clock on cuda")
     parser.add_argument("--prefill-tokens", type=int, default=1024,
-                        help="tokens per prefill forward across the batch (chunked prefill; default 1024)")
+                        help="token budget of one prefill forward: whole sequences per forward (default 1024)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         datasheet = None
     try:
         result = calibrate(engine, model=str(args.model), contexts=contexts, decodes=decodes, concurrency=levels,
-                           repeats=args.repeats, statistic=args.statistic, seed=args.seed, per_turn=args.per_turn)
+                           repeats=args.repeats, statistic=args.statistic, seed=args.seed, per_turn=args.per_turn,
+                           log=lambda m: print(m, file=sys.stderr, flush=True))
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     record = calibration_record(result, args.name or default_name(args.model, args.device), datasheet=datasheet)
