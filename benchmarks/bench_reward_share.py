@@ -54,6 +54,7 @@ class Timer:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--model", help="policy directory (default: build or reuse the embedded tiny policy)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "reward_share.json"))
     args = parser.parse_args()
 
@@ -72,7 +73,7 @@ def main() -> int:
     from pte_rl.trl_rollout import make_rollout_func
 
     defaults = yaml.safe_load((ROOT / "recipes" / "configs" / "default.yaml").read_text())
-    model_path = str(build_tiny_policy(TinyConfig(env=defaults["env_name"])))
+    model_path = args.model or str(build_tiny_policy(TinyConfig(env=defaults["env_name"])))
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     env = load_environment(defaults["env_name"])
     cost_model = CostModel(gamma=float(defaults["pte_gamma"]))
