@@ -61,7 +61,7 @@ class TinyConfig:
     """Behaviour mixture of the scripted chats (None: the environment's default)."""
     vocab_size: int = 1024
     """BPE vocabulary including the 256 byte symbols and the special tokens."""
-    tokenizer_examples: int = 600
+    tokenizer_examples: int = 300
     """Scripted chats the tokenizer is trained on."""
     hidden_size: int = 64
     num_layers: int = 3
@@ -69,12 +69,12 @@ class TinyConfig:
     num_kv_heads: int = 2
     intermediate_size: int = 256
     max_position_embeddings: int = 2048
-    sft_examples: int = 4000
+    sft_examples: int = 1200
     """Scripted chats in the warm-start set."""
-    sft_steps: int = 300
+    sft_steps: int = 200
     batch_size: int = 32
     """Most chats in one warm-start batch."""
-    batch_tokens: int = 4096
+    batch_tokens: int = 2048
     """Tokens per warm-start batch after the shared prefix (rows x longest row)."""
     learning_rate: float = 3e-3
     warmup_steps: int = 20
