@@ -243,7 +243,7 @@ def iter_trajectories(path: str | os.PathLike, tokenizer: Any = None) -> Iterato
     """Stream a JSONL file of trajectories; blank lines are skipped."""
     counter = TemplateCounter(tokenizer) if tokenizer is not None else None
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the with block below
     except OSError as exc:
         raise FormatError(str(path), None, "<file>", f"cannot be read: {exc.strerror}") from exc
     with handle:

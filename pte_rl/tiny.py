@@ -146,7 +146,10 @@ def environment_module(name_or_path: str) -> Any:
     spec.loader.exec_module(module)
     if not callable(getattr(module, "scripted_trajectories", None)):
         del sys.modules[module_name]
-        raise ValueError(f"{path}: the tiny policy needs scripted_trajectories(seed, n, mix=...) in the environment")
+        # A bad environment file, not a bad argument type: ValueError.
+        raise ValueError(  # noqa: TRY004
+            f"{path}: the tiny policy needs scripted_trajectories(seed, n, mix=...) in the environment"
+        )
     return module
 
 

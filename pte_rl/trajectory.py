@@ -78,9 +78,9 @@ class Turn:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Turn.{name}: expected a non-negative int, got {value!r}")
-        if self.cached_tokens is not None:
-            if isinstance(self.cached_tokens, bool) or not isinstance(self.cached_tokens, int) or self.cached_tokens < 0:
-                raise ValueError(f"Turn.cached_tokens: expected a non-negative int or None, got {self.cached_tokens!r}")
+        cached = self.cached_tokens
+        if cached is not None and (isinstance(cached, bool) or not isinstance(cached, int) or cached < 0):
+            raise ValueError(f"Turn.cached_tokens: expected a non-negative int or None, got {cached!r}")
 
     @property
     def time_s(self) -> float | None:

@@ -128,11 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     if state.is_main_process:
         save_resolved_config(output_dir, resolved)
 
-    eval_options = dict(
-        n=script_args.eval_n, samples=script_args.eval_samples, temperature=script_args.eval_temperature,
-        max_turns=script_args.max_turns, max_completion_length=training_args.max_completion_length,
-        cost_model=cost_model, seed=training_args.seed,
-    )
+    eval_options = {
+        "n": script_args.eval_n, "samples": script_args.eval_samples, "temperature": script_args.eval_temperature,
+        "max_turns": script_args.max_turns, "max_completion_length": training_args.max_completion_length,
+        "cost_model": cost_model, "seed": training_args.seed,
+    }
     # `--resume_from_checkpoint true` resumes from the newest checkpoint-* in output_dir.
     resume = training_args.resume_from_checkpoint
     if isinstance(resume, str) and resume.lower() in ("true", "1", "yes"):

@@ -11,8 +11,8 @@ from pte_rl import tiny
 from pte_rl.tiny import TinyConfig, build_tiny_policy
 
 # A build small enough for the fast suite: same code path as the default, toy sizes.
-FAST = dict(sft_examples=48, tokenizer_examples=48, sft_steps=3, hidden_size=16, num_layers=1, num_heads=2,
-            num_kv_heads=1, intermediate_size=32, vocab_size=320, batch_tokens=2048, warmup_steps=1)
+FAST = {"sft_examples": 48, "tokenizer_examples": 48, "sft_steps": 3, "hidden_size": 16, "num_layers": 1, "num_heads": 2,
+            "num_kv_heads": 1, "intermediate_size": 32, "vocab_size": 320, "batch_tokens": 2048, "warmup_steps": 1}
 
 
 @pytest.fixture(scope="module")
