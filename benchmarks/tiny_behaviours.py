@@ -7,8 +7,14 @@ share, accuracy, mean PTE and mean generated tokens; plus the scripted costs of 
 same chats the warm start saw, priced through the chat template), and the PTE a perfectly efficient
 policy would reach on the same items (``ideal``), i.e. the cut GRPO can at most make.
 
+Before sampling it measures whether the policy copies numbers, which every path needs: teacher-forced
+on the scripted chats of held-out items, the share of digits predicted right (argmax) where they are
+copied, in the tool-call arguments (copied from the question) and in the final answer (copied from the
+last tool response, or from the question for ``direct``). Chance is about 0.10; a policy that copies
+is near 1.0. ``--copy-only`` stops after this probe.
+
     .venv/bin/python benchmarks/tiny_behaviours.py [--model DIR] [--temperature 1.0] [--n 100]
-        [--samples 4] [--gamma 0.005] [--out benchmarks/results/tiny_behaviours.json]
+        [--samples 4] [--gamma 0.005] [--copy-only] [--out benchmarks/results/tiny_behaviours.json]
 
 Without ``--model`` it builds (or reuses) the default tiny policy and reports the build time.
 """
@@ -46,6 +52,44 @@ def scripted_costs(module, env, tokenizer, gamma: float) -> dict:
             table[key]["pte"].append(pte(trajectory, gamma).total)
             table[key]["tokens"].append(trajectory.decode_tokens)
     return {k: {"pte": _mean(v["pte"]), "tokens": _mean(v["tokens"])} for k, v in sorted(table.items())}
+
+
+def copy_accuracy(module, env, model, tokenizer, n: int) -> dict:
+    """Teacher-forced argmax accuracy on copied digits, per behaviour: tool-call arguments and answers."""
+    import torch
+
+    from pte_rl.tiny import renderable
+
+    schemas = env.tool_schemas()
+    counts: dict = defaultdict(lambda: [0, 0])
+    rows = env.eval_dataset
+    for index in range(min(n, len(rows))):
+        problem = module.Problem.parse(rows[index]["expression"], rows[index]["level"])
+        for behaviour in module.BEHAVIOURS:
+            if behaviour == "direct" and problem.needs_tool:
+                continue
+            messages = renderable(module.script(problem, behaviour, report_lines=_report_lines(env)))
+            text = tokenizer.apply_chat_template(messages, tools=schemas, tokenize=False)
+            encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            spans = {"answer": [], "arguments": []}
+            answer_start = text.rfind("\\boxed{") + len("\\boxed{")
+            spans["answer"].append((answer_start, text.find("}", answer_start)))
+            for key in ('"expression": "', '"code": "'):
+                at = text.find(key)
+                while at >= 0:
+                    start = at + len(key)
+                    spans["arguments"].append((start, text.find('"', start)))
+                    at = text.find(key, start)
+            ids = torch.tensor([encoded["input_ids"]])
+            with torch.no_grad():
+                predicted = model(ids).logits[0].argmax(-1)
+            for kind, ranges in spans.items():
+                for position, (begin, _) in enumerate(encoded["offset_mapping"]):
+                    if position and text[begin].isdigit() and any(a <= begin < b for a, b in ranges):
+                        for key in (f"{kind}/{behaviour}", f"{kind}/*"):
+                            counts[key][0] += int(predicted[position - 1] == ids[0, position])
+                            counts[key][1] += 1
+    return {key: {"accuracy": hit / total, "digits": total} for key, (hit, total) in sorted(counts.items())}
 
 
 def _report_lines(env) -> int:
@@ -141,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gamma", type=float, default=0.005)
     parser.add_argument("--max-completion", type=int, default=1536)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--copy-items", type=int, default=20, help="held-out items for the copy probe")
+    parser.add_argument("--copy-only", action="store_true", help="stop after the teacher-forced copy probe")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tiny_behaviours.json"))
     args = parser.parse_args(argv)
 
@@ -158,12 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     env_options = (info.get("config") or {}).get("env_options", {})
     env = load_environment("arith", **env_options)
     module = environment_module("arith")
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    scripted = scripted_costs(module, env, AutoTokenizer.from_pretrained(model_dir), args.gamma)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    copying = copy_accuracy(module, env, AutoModelForCausalLM.from_pretrained(model_dir).eval(), tokenizer,
+                            args.copy_items)
+    print("teacher-forced accuracy on copied digits (chance ~0.10):")
+    for key, row in copying.items():
+        print(f"  {key:<20}{row['accuracy']:>7.3f}  ({row['digits']} digits)")
+    scripted = scripted_costs(module, env, tokenizer, args.gamma)
     results = {"model": str(model_dir), "build": info, "this_call": build, "gamma": args.gamma,
-               "n_items": args.n, "samples": args.samples, "scripted": scripted, "by_temperature": {}}
-    for temperature in args.temperature:
+               "n_items": args.n, "samples": args.samples, "copy_accuracy": copying, "scripted": scripted,
+               "by_temperature": {}}
+    for temperature in [] if args.copy_only else args.temperature:
         t0 = time.perf_counter()
         sampled = sample(model_dir, env, temperature, args.n, args.samples, args.batch, args.max_completion)
         summary = summarise(module, sampled, args.gamma)
