@@ -93,7 +93,11 @@ def copy_accuracy(module, env, model, tokenizer, n: int) -> dict:
 
 
 def _report_lines(env) -> int:
-    return dict(env.source[1]).get("report_lines", 24) if env.source else 24
+    """The environment's report length: its own option, else arith's default."""
+    from pte_rl.tiny import environment_module
+
+    default = environment_module("arith").DEFAULT_REPORT_LINES
+    return dict(env.source[1]).get("report_lines", default) if env.source else default
 
 
 def _mean(values) -> float:

@@ -72,7 +72,7 @@ class TinyConfig:
     max_position_embeddings: int = 2048
     sft_examples: int = 3000
     """Scripted chats in the warm-start set."""
-    sft_steps: int = 800
+    sft_steps: int = 1200
     batch_size: int = 32
     """Most chats in one warm-start batch."""
     batch_tokens: int = 4096
@@ -80,7 +80,7 @@ class TinyConfig:
     learning_rate: float = 4e-3
     warmup_steps: int = 20
     weight_decay: float = 0.01
-    copy_steps: int = 200
+    copy_steps: int = 300
     """Updates of the copy drill that runs before the warm start (0: none), see :func:`copy_drill`."""
     copy_batch_size: int = 32
     """Rows per copy-drill update."""
@@ -376,15 +376,16 @@ def batches_by_tokens(lengths: list[int], token_budget: int, max_rows: int) -> l
 def copy_drill_batch(tokenizer: Any, rows: int, max_gap: int, generator: Any) -> tuple[Any, Any]:
     """One batch of the copy drill: (input ids, labels with -100 outside the copies).
 
-    Each row is ``token, span, filler, span``: ``span`` is 2-6 random digits (what a policy copies,
-    ``2146``), the filler 3-``max_gap`` random non-special, non-digit tokens. The loss covers the
-    copy only.
+    Each row is ``token, span, filler, span``: ``span`` is 2-6 random digits, or two numbers joined
+    by an operator (what a policy copies: ``2146``, ``37*58``), the filler 3-``max_gap`` random
+    non-special tokens that are neither digits nor operators. The loss covers the copy only.
     """
     import torch
 
     digits = [tokenizer.convert_tokens_to_ids(c) for c in "0123456789"]
+    operators = [tokenizer.convert_tokens_to_ids(c) for c in "+-*"]
     specials = set(tokenizer.all_special_ids) | set(tokenizer.convert_tokens_to_ids(list(TOOL_TOKENS)))
-    ordinary = [i for i in range(len(tokenizer)) if i not in specials and i not in digits]
+    ordinary = [i for i in range(len(tokenizer)) if i not in specials and i not in digits + operators]
 
     def pick(options: list[int], count: int) -> list[int]:
         return [options[i] for i in torch.randint(len(options), (count,), generator=generator).tolist()]
@@ -392,6 +393,8 @@ def copy_drill_batch(tokenizer: Any, rows: int, max_gap: int, generator: Any) ->
     sequences = []
     for _ in range(rows):
         span = pick(digits, int(torch.randint(2, 7, (), generator=generator)))
+        if torch.rand((), generator=generator) < 0.5:  # an expression: number, operator, number
+            span = span[: max(1, len(span) // 2)] + pick(operators, 1) + span[max(1, len(span) // 2) :]
         gap = pick(ordinary, int(torch.randint(3, max(4, max_gap + 1), (), generator=generator)))
         sequences.append((pick(ordinary, 1) + span + gap, span))
     width = max(len(head) + len(span) for head, span in sequences)
