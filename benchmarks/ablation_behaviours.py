@@ -1,0 +1,76 @@
+"""Which paths each arm of an `arith` ablation ends on, and how accurate each path is.
+
+Reads the held-out trajectories (``<run>/eval/trajectories.jsonl``) of every run given, labels each
+trajectory with ``arith``'s ``classify_behaviour`` and groups them by reward preset (the run name up
+to ``-s<seed>``) and item class (easy = level 1: ``x+0, x-0, x*1, x*10``; hard = the rest). Prints,
+per preset and class, each behaviour's share of the samples and its accuracy, pooled over seeds, so a
+change in held-out accuracy can be traced to the paths a reward moved the policy to.
+
+    .venv/bin/python benchmarks/ablation_behaviours.py runs/ablate/*-s*/ [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+EASY = ("+0", "-0", "*1", "*10")
+
+
+def item_class(task_id: str) -> str:
+    expression = task_id.split("arith-", 1)[-1]
+    return "easy" if expression.endswith(EASY) else "hard"
+
+
+def tally(run_dirs: list[Path]) -> dict:
+    from pte_rl.jsonl import iter_trajectories
+    from pte_rl.tiny import environment_module
+
+    arith = environment_module("arith")
+    counts: dict = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for run in run_dirs:
+        preset = re.sub(r"-s\d+$", "", run.name)
+        path = run / "eval" / "trajectories.jsonl"
+        if not path.is_file():
+            raise SystemExit(f"{path}: missing (the run has no held-out evaluation)")
+        for trajectory in iter_trajectories(path):
+            key = f"{item_class(trajectory.task_id or '')}/{arith.classify_behaviour(trajectory.messages)}"
+            for k in (key, f"{key.split('/')[0]}/*"):
+                counts[preset][k][0] += 1
+                counts[preset][k][1] += bool(trajectory.correct)
+    table = {}
+    for preset, rows in counts.items():
+        totals = {c: rows.get(f"{c}/*", [0, 0])[0] for c in ("easy", "hard")}
+        table[preset] = {
+            key: {"n": n, "share": n / totals[key.split("/")[0]], "accuracy": hits / n}
+            for key, (n, hits) in sorted(rows.items())
+        }
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories (each with eval/trajectories.jsonl)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table as JSON")
+    args = parser.parse_args(argv)
+    table = tally([r for r in args.runs if r.is_dir()])
+    for preset, rows in sorted(table.items()):
+        print(f"\n{preset}: class/behaviour   n   share  accuracy")
+        for key, row in rows.items():
+            print(f"  {key:<16}{row['n']:>6}{row['share']:>8.2f}{row['accuracy']:>9.3f}")
+    if args.out:
+        from pte_rl.jsonl import write_atomic
+
+        write_atomic(args.out, [json.dumps(table, indent=2) + "\n"])
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
