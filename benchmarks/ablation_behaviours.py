@@ -2,7 +2,8 @@
 
 Reads the held-out trajectories (``<run>/eval/trajectories.jsonl``) of every run given, labels each
 trajectory with ``arith``'s ``classify_behaviour`` and groups them by reward preset (the run name up
-to ``-s<seed>``) and item class (easy = level 1: ``x+0, x-0, x*1, x*10``; hard = the rest). Prints,
+to ``-s<seed>``) and item class (easy = level 1, hard = the rest; the level of each held-out item comes
+from the environment the run was trained with, rebuilt from its ``config.yaml``). Prints,
 per preset and class, each behaviour's share of the samples and its accuracy, pooled over seeds, so a
 change in held-out accuracy can be traced to the paths a reward moved the policy to.
 
@@ -20,12 +21,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-EASY = ("+0", "-0", "*1", "*10")
 
 
-def item_class(task_id: str) -> str:
-    expression = task_id.split("arith-", 1)[-1]
-    return "easy" if expression.endswith(EASY) else "hard"
+def item_levels(run: Path) -> dict[str, int]:
+    """task_id -> level over the held-out split of the run's own `arith` environment."""
+    import yaml
+
+    from pte_rl.env import load_environment
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    if config.get("env_name", "arith") != "arith":
+        raise SystemExit(f"{run / 'config.yaml'}: env_name {config.get('env_name')!r}, expected 'arith'")
+    env = load_environment("arith", **json.loads(config.get("env_kwargs") or "{}"))
+    return dict(zip(env.eval_dataset["task_id"], env.eval_dataset["level"]))
 
 
 def tally(run_dirs: list[Path]) -> dict:
@@ -39,8 +47,10 @@ def tally(run_dirs: list[Path]) -> dict:
         path = run / "eval" / "trajectories.jsonl"
         if not path.is_file():
             raise SystemExit(f"{path}: missing (the run has no held-out evaluation)")
+        levels = item_levels(run)
         for trajectory in iter_trajectories(path):
-            key = f"{item_class(trajectory.task_id or '')}/{arith.classify_behaviour(trajectory.messages)}"
+            item_class = "easy" if levels[trajectory.task_id] == 1 else "hard"
+            key = f"{item_class}/{arith.classify_behaviour(trajectory.messages)}"
             for k in (key, f"{key.split('/')[0]}/*"):
                 counts[preset][k][0] += 1
                 counts[preset][k][1] += bool(trajectory.correct)

@@ -86,9 +86,6 @@ class TinyConfig:
     """Rows per copy-drill update."""
     copy_max_gap: int = 30
     """Longest run of filler tokens between a copy drill's source and its copy."""
-    copy_rehearsal_rows: int = 0
-    """Copy-drill rows added to every warm-start update (0: none), so the copy is kept while the
-    chats are learned."""
     loss: str = "predictable"
     """``predictable``: every token except the contents of user and tool messages (the question's
     numbers and the tools' results, which nothing can predict); ``all``: every token of the rendered
@@ -429,9 +426,7 @@ def copy_drill(model: Any, tokenizer: Any, config: TinyConfig, log: Callable[[st
     for step in range(config.copy_steps):
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * min(1.0, (step + 1) / config.warmup_steps)
-        # Short gaps first: the copy is found at once over a few tokens, then kept as gaps grow.
-        max_gap = min(config.copy_max_gap, 30 + (config.copy_max_gap - 30) * 2 * step // config.copy_steps)
-        ids, labels = copy_drill_batch(tokenizer, config.copy_batch_size, max_gap, generator)
+        ids, labels = copy_drill_batch(tokenizer, config.copy_batch_size, config.copy_max_gap, generator)
         logits = model(input_ids=ids).logits[:, :-1]
         targets = labels[:, 1:]
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
@@ -448,30 +443,11 @@ def copy_drill(model: Any, tokenizer: Any, config: TinyConfig, log: Callable[[st
     return accuracies
 
 
-def copy_rehearsal(tokenizer: Any, config: TinyConfig) -> Callable[[Any], Any] | None:
-    """The copy drill's loss on ``copy_rehearsal_rows`` fresh rows per call (None when 0 rows)."""
-    if config.copy_rehearsal_rows == 0:
-        return None
-    import torch
-    import torch.nn.functional as F
-
-    generator = torch.Generator().manual_seed(config.seed + 104729)
-
-    def loss(model: Any) -> Any:
-        ids, labels = copy_drill_batch(tokenizer, config.copy_rehearsal_rows, config.copy_max_gap, generator)
-        logits = model(input_ids=ids).logits[:, :-1]
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
-
-    return loss
-
-
 def supervised_warm_start(model: Any, data: list[tuple[list[int], list[int]]], config: TinyConfig,
-                          log: Callable[[str], None], callback: Callable[[int, Any], None] | None = None,
-                          extra_loss: Callable[[Any], Any] | None = None) -> list[float]:
+                          log: Callable[[str], None], callback: Callable[[int, Any], None] | None = None) -> list[float]:
     """Next-token cross-entropy over length-bucketed batches; returns the loss every 10 steps.
 
-    ``callback(step, model)``, when given, runs after every 10th step (for diagnostics);
-    ``extra_loss(model)``, when given, is added to every update's loss (the copy drill's rehearsal).
+    ``callback(step, model)``, when given, runs after every 10th step (for diagnostics).
     """
     import torch
 
@@ -499,10 +475,7 @@ def supervised_warm_start(model: Any, data: list[tuple[list[int], list[int]]], c
             queue = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
         total, count = token_losses(model, [data[i] for i in queue.pop()])
         loss = total / max(1, count)
-        if extra_loss is not None:
-            (loss + extra_loss(model)).backward()
-        else:
-            loss.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
@@ -595,7 +568,7 @@ def _build(config: TinyConfig, key: str, target: Path, log: Callable[[str], None
     parameters = sum(p.numel() for p in model.parameters())
     log(f"tiny policy: Qwen2ForCausalLM with {parameters:,} parameters")
     copy_accuracy = copy_drill(model, tokenizer, config, log)
-    losses = supervised_warm_start(model, data, config, log, extra_loss=copy_rehearsal(tokenizer, config))
+    losses = supervised_warm_start(model, data, config, log)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -604,7 +577,8 @@ def _build(config: TinyConfig, key: str, target: Path, log: Callable[[str], None
         tokenizer.save_pretrained(staging)
         info = {
             "settings_hash": key, "build_version": BUILD_VERSION, "config": asdict(config),
-            "parameters": parameters, "vocab_size": len(tokenizer), "sft_loss": losses, "copy_drill_accuracy": copy_accuracy,
+            "parameters": parameters, "vocab_size": len(tokenizer), "sft_loss": losses,
+            "copy_drill_accuracy": copy_accuracy,
             "build_seconds": round(time.perf_counter() - started, 1),
             "build_cpu_seconds": round(time.process_time() - cpu_started, 1),
             "torch_threads": torch.get_num_threads(),
