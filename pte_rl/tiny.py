@@ -9,11 +9,13 @@ and ``AutoTokenizer.from_pretrained`` load, built deterministically from ``TinyC
    the rollout loop renders (:meth:`pte_rl.env.Environment.tool_schemas`);
 2. a byte-level BPE tokenizer trained on that text with Qwen2's pre-tokenizer, so every digit is
    its own token (arithmetic stays learnable), and the chat/tool special tokens;
-3. a ``Qwen2ForCausalLM`` of ~0.3M parameters with tied embeddings;
-4. a supervised warm start on the chats: next-token cross-entropy on the whole rendered text
-   (``loss="all"``; copying numbers out of tool responses is learned much faster when the
-   responses are in the loss) or on the assistant tokens only (``loss="assistant"``),
-   AdamW with linear warm-up then cosine decay to 10%.
+3. a ``Qwen2ForCausalLM`` of ~0.25M parameters with tied embeddings;
+4. a copy drill (:func:`copy_drill`): a synthetic task whose only loss is copying a number or an
+   expression across filler tokens, which forms the attention pattern every path of a chat needs;
+5. a supervised warm start on the chats (:func:`supervised_warm_start`): next-token cross-entropy on
+   every token except the contents of user and tool messages (``loss="predictable"``), or on every
+   token (``"all"``), or on the assistant turns (``"assistant"``); AdamW with linear warm-up then
+   cosine decay to 10%.
 
 Builds are cached under ``$PTE_RL_CACHE`` (default ``~/.cache/pte_rl``) as ``tiny-<hash>``, where the
 hash covers every setting, the environment file's text and :data:`BUILD_VERSION`; a build is written
@@ -36,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 CACHE_VARIABLE = "PTE_RL_CACHE"
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 TOOL_TOKENS = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
@@ -86,6 +88,8 @@ class TinyConfig:
     """Rows per copy-drill update."""
     copy_max_gap: int = 30
     """Longest run of filler tokens between a copy drill's source and its copy."""
+    copy_min_digits: int = 1
+    """Shortest number in the copy drill, 1-6 (the longest has 6 digits)."""
     loss: str = "predictable"
     """``predictable``: every token except the contents of user and tool messages (the question's
     numbers and the tools' results, which nothing can predict); ``all``: every token of the rendered
@@ -104,6 +108,8 @@ class TinyConfig:
                 f"TinyConfig: hidden_size ({self.hidden_size}) must divide by num_heads ({self.num_heads}) "
                 f"and num_heads by num_kv_heads ({self.num_kv_heads})"
             )
+        if not 1 <= self.copy_min_digits <= 6:
+            raise ValueError(f"TinyConfig.copy_min_digits: expected 1 to 6, got {self.copy_min_digits!r}")
         if self.copy_steps < 0:
             raise ValueError(f"TinyConfig.copy_steps: expected 0 or more, got {self.copy_steps!r}")
         if self.vocab_size < 256 + len(SPECIAL_TOKENS) + len(TOOL_TOKENS):
@@ -370,11 +376,12 @@ def batches_by_tokens(lengths: list[int], token_budget: int, max_rows: int) -> l
     return batches
 
 
-def copy_drill_batch(tokenizer: Any, rows: int, max_gap: int, generator: Any) -> tuple[Any, Any]:
+def copy_drill_batch(tokenizer: Any, rows: int, max_gap: int, generator: Any,
+                     min_digits: int = 1) -> tuple[Any, Any]:
     """One batch of the copy drill: (input ids, labels with -100 outside the copies).
 
-    Each row is ``token, span, filler, span``: ``span`` is 2-6 random digits, or two numbers joined
-    by an operator (what a policy copies: ``2146``, ``37*58``), the filler 3-``max_gap`` random
+    Each row is ``token, span, filler, span``: ``span`` is ``min_digits``-6 random digits, or (with
+    two or more digits) two numbers joined by an operator (what a policy copies: ``2146``, ``37*58``), the filler 3-``max_gap`` random
     non-special tokens that are neither digits nor operators. The loss covers the copy only.
     """
     import torch
@@ -389,8 +396,8 @@ def copy_drill_batch(tokenizer: Any, rows: int, max_gap: int, generator: Any) ->
 
     sequences = []
     for _ in range(rows):
-        span = pick(digits, int(torch.randint(2, 7, (), generator=generator)))
-        if torch.rand((), generator=generator) < 0.5:  # an expression: number, operator, number
+        span = pick(digits, int(torch.randint(min_digits, 7, (), generator=generator)))
+        if torch.rand((), generator=generator) < 0.5 and len(span) > 1:  # an expression: number, operator, number
             span = span[: max(1, len(span) // 2)] + pick(operators, 1) + span[max(1, len(span) // 2) :]
         gap = pick(ordinary, int(torch.randint(3, max(4, max_gap + 1), (), generator=generator)))
         sequences.append((pick(ordinary, 1) + span + gap, span))
@@ -426,7 +433,8 @@ def copy_drill(model: Any, tokenizer: Any, config: TinyConfig, log: Callable[[st
     for step in range(config.copy_steps):
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * min(1.0, (step + 1) / config.warmup_steps)
-        ids, labels = copy_drill_batch(tokenizer, config.copy_batch_size, config.copy_max_gap, generator)
+        ids, labels = copy_drill_batch(tokenizer, config.copy_batch_size, config.copy_max_gap, generator,
+                                       config.copy_min_digits)
         logits = model(input_ids=ids).logits[:, :-1]
         targets = labels[:, 1:]
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)

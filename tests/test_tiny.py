@@ -161,21 +161,25 @@ def test_predictable_loss_masks_exactly_the_user_and_tool_contents(built, tokeni
 
 def test_copy_drill_rows_copy_their_span(tokenizer):
     generator = torch.Generator().manual_seed(0)
-    ids, labels = tiny.copy_drill_batch(tokenizer, 16, 40, generator)
+    ids, labels = tiny.copy_drill_batch(tokenizer, 64, 40, generator)
     digits = {tokenizer.convert_tokens_to_ids(c) for c in "0123456789"}
     operators = {tokenizer.convert_tokens_to_ids(c) for c in "+-*"}
-    expressions = 0
+    expressions, lengths = 0, set()
     for row, label in zip(ids.tolist(), labels.tolist()):
         copied = [t for t in label if t != -100]
         start = next(i for i, t in enumerate(label) if t != -100)
-        assert 2 <= len(copied) <= 7 and set(copied) <= digits | operators
+        assert 1 <= len(copied) <= 7 and set(copied) <= digits | operators
         assert copied[0] in digits and copied[-1] in digits and len(set(copied) & operators) <= 1
         expressions += bool(set(copied) & operators)
+        lengths.add(len(copied))
         assert row[1 : 1 + len(copied)] == copied  # the span right after the first token...
         assert row[start : start + len(copied)] == copied  # ...is what the loss asks for at the end
         gap = row[1 + len(copied) : start]
         assert 3 <= len(gap) <= 40 and not set(gap) & (digits | operators)
-    assert 0 < expressions < 16  # both plain numbers and expressions are drilled
+    assert 0 < expressions < 64  # both plain numbers and expressions are drilled
+    assert 1 in lengths  # one-digit results (5 = 20-15) are drilled too
+    _, longer = tiny.copy_drill_batch(tokenizer, 64, 40, torch.Generator().manual_seed(0), min_digits=3)
+    assert min(int((row != -100).sum()) for row in longer) >= 3
 
 
 def test_copy_drill_teaches_copying(tokenizer):
@@ -209,6 +213,8 @@ def test_bad_settings_are_named():
         TinyConfig(vocab_size=100)
     with pytest.raises(ValueError, match="copy_steps"):
         TinyConfig(copy_steps=-1)
+    with pytest.raises(ValueError, match="copy_min_digits"):
+        TinyConfig(copy_min_digits=0)
 
 
 def test_cli_path_uses_the_cache_variable(monkeypatch, tmp_path, capsys):

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             action.add_argument("--out", default=None,
                                 help="output directory (default: $PTE_RL_CACHE or ~/.cache/pte_rl, tiny-<hash>)")
             action.add_argument("--force", action="store_true", help="rebuild even when a matching build exists")
-            action.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores, at most 8)")
+            action.add_argument("--threads", type=int, default=None,
+                                help="torch threads (default: the cores, at most 4; 1 on a machine already busy)")
             action.add_argument("--quiet", action="store_true", help="print only the directory")
         action.set_defaults(func=_run)
 
