@@ -11,7 +11,9 @@ Before sampling it measures whether the policy copies numbers, which every path 
 on the scripted chats of held-out items, the share of digits predicted right (argmax) where they are
 copied, in the tool-call arguments (copied from the question) and in the final answer (copied from the
 last tool response, or from the question for ``direct``). Chance is about 0.10; a policy that copies
-is near 1.0. ``--copy-only`` stops after this probe.
+is near 1.0. A second probe samples the answer of hard items after every earlier turn is forced (up to
+``\\boxed{``), per level and behaviour, at each temperature: the copy as the evaluation sees it.
+``--copy-only`` stops after these probes.
 
     .venv/bin/python benchmarks/tiny_behaviours.py [--model DIR] [--temperature 1.0] [--n 100]
         [--samples 4] [--gamma 0.005] [--copy-only] [--out benchmarks/results/tiny_behaviours.json]
@@ -90,6 +92,46 @@ def copy_accuracy(module, env, model, tokenizer, n: int) -> dict:
                             counts[key][0] += int(predicted[position - 1] == ids[0, position])
                             counts[key][1] += 1
     return {key: {"accuracy": hit / total, "digits": total} for key, (hit, total) in sorted(counts.items())}
+
+
+def answer_accuracy(module, env, model, tokenizer, n: int, samples: int, temperature: float) -> dict:
+    """Sampled copies of the result into the answer, per level and behaviour, on hard held-out items.
+
+    Every turn of the scripted chat is teacher-forced up to and including ``\\boxed{``; the rest of
+    the answer is sampled ``samples`` times at ``temperature``. So it measures the copy alone, not
+    the choice of what to do after a tool response (which the teacher-forced argmax probe cannot show:
+    a copy right under argmax at 0.5 probability is wrong half the time when sampled).
+    """
+    import torch
+
+    from pte_rl.tiny import renderable
+
+    schemas = env.tool_schemas()
+    counts: dict = defaultdict(lambda: [0, 0])
+    rows = env.eval_dataset
+    generator_seed = torch.initial_seed()
+    torch.manual_seed(4321)
+    hard = [i for i in range(len(rows)) if rows[i]["level"] > 1][:n]
+    for index in hard:
+        problem = module.Problem.parse(rows[index]["expression"], rows[index]["level"])
+        for behaviour in module.BEHAVIOURS:
+            if behaviour == "direct":
+                continue
+            messages = renderable(module.script(problem, behaviour, report_lines=_report_lines(env)))
+            prefix = tokenizer.apply_chat_template(messages[:-1], tools=schemas, tokenize=False,
+                                                   add_generation_prompt=True) + "\\boxed{"
+            ids = tokenizer(prefix, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                out = model.generate(ids.repeat(samples, 1), attention_mask=torch.ones_like(ids).repeat(samples, 1),
+                                     max_new_tokens=8, do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+            for row in out:
+                text = tokenizer.decode(row[ids.shape[1]:], skip_special_tokens=True)
+                hit = text.split("}")[0] == str(problem.value) and "}" in text
+                for key in (f"L{problem.level}/{behaviour}", f"L{problem.level}/*"):
+                    counts[key][0] += int(hit)
+                    counts[key][1] += 1
+    torch.manual_seed(generator_seed)
+    return {key: {"accuracy": hit / total, "samples": total} for key, (hit, total) in sorted(counts.items())}
 
 
 def _report_lines(env) -> int:
@@ -190,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-completion", type=int, default=1536)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--copy-items", type=int, default=20, help="held-out items for the copy probe")
-    parser.add_argument("--copy-only", action="store_true", help="stop after the teacher-forced copy probe")
+    parser.add_argument("--answer-items", type=int, default=40,
+                        help="hard held-out items for the sampled answer-copy probe (0: skip it)")
+    parser.add_argument("--copy-only", action="store_true", help="stop after the copy probes")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tiny_behaviours.json"))
     args = parser.parse_args(argv)
 
@@ -211,14 +255,21 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    copying = copy_accuracy(module, env, AutoModelForCausalLM.from_pretrained(model_dir).eval(), tokenizer,
-                            args.copy_items)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    copying = copy_accuracy(module, env, model, tokenizer, args.copy_items)
     print("teacher-forced accuracy on copied digits (chance ~0.10):")
     for key, row in copying.items():
         print(f"  {key:<20}{row['accuracy']:>7.3f}  ({row['digits']} digits)")
+    answers = {}
+    for temperature in args.temperature if args.answer_items else []:
+        answers[str(temperature)] = answer_accuracy(module, env, model, tokenizer, args.answer_items, 4, temperature)
+        print(f"sampled answer copies at T={temperature} (hard items, every turn forced up to \\boxed{{):")
+        for key, row in answers[str(temperature)].items():
+            print(f"  {key:<20}{row['accuracy']:>7.3f}  ({row['samples']} samples)")
     scripted = scripted_costs(module, env, tokenizer, args.gamma)
     results = {"model": str(model_dir), "build": info, "this_call": build, "gamma": args.gamma,
-               "n_items": args.n, "samples": args.samples, "copy_accuracy": copying, "scripted": scripted,
+               "n_items": args.n, "samples": args.samples, "copy_accuracy": copying, "answer_accuracy": answers,
+               "scripted": scripted,
                "by_temperature": {}}
     for temperature in [] if args.copy_only else args.temperature:
         t0 = time.perf_counter()
