@@ -52,6 +52,11 @@ class PTEScriptArguments:
     eval_samples: int = field(default=3, metadata={"help": "Samples per held-out problem."})
     eval_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the evaluation."})
     eval_at_start: bool = field(default=True, metadata={"help": "Also evaluate the starting policy (eval_start/)."})
+    eval_only: bool = field(
+        default=False,
+        metadata={"help": "Do not train: evaluate output_dir/final (and the starting policy) again with the eval_* "
+                          "settings, overwriting eval/ and eval_start/; config.yaml and the checkpoints stay."},
+    )
 
 
 def parse_args(argv: list[str]):
@@ -74,7 +79,6 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     from accelerate import PartialState
     from transformers import AutoTokenizer
-    from trl import GRPOTrainer
 
     from pte_rl.cost import CostModel
     from pte_rl.env import load_environment
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         "reward": reward_config,
         "training": training_args.to_dict(),
     }
-    if state.is_main_process:
+    if state.is_main_process and not script_args.eval_only:
         save_resolved_config(output_dir, resolved)
 
     eval_options = {
@@ -139,11 +143,24 @@ def main(argv: list[str] | None = None) -> None:
         resume = True
     elif isinstance(resume, str) and resume.lower() in ("false", "0", "no", ""):
         resume = None
+    if script_args.eval_only:  # a finished run evaluated again, e.g. on more held-out samples
+        final_dir = output_dir / "final"
+        if not (final_dir / "config.json").is_file():
+            raise SystemExit(f"--eval_only: {final_dir} holds no trained policy (config.json); train the run first")
+        if state.is_main_process:
+            if script_args.eval_at_start:
+                evaluate_policy(model_path, tokenizer, env, output_dir / "eval_start", **eval_options)
+            summary = evaluate_policy(str(final_dir), tokenizer, env, output_dir / "eval", **eval_options)
+            print(json.dumps({"eval": summary}, default=str))
+        state.wait_for_everyone()
+        return
     if script_args.eval_at_start and state.is_main_process and not (output_dir / "eval_start" / "summary.json").exists():
         evaluate_policy(model_path, tokenizer, env, output_dir / "eval_start", **eval_options)
     state.wait_for_everyone()
 
     # 6. GRPO with pte_rl's multi-turn rollout: exact per-turn token records reach the reward functions.
+    from trl import GRPOTrainer  # imported here: it takes ~45 s of CPU, which --eval_only does not need
+
     metrics_callback = LocalMetricsCallback(output_dir, cost_model=cost_model)
     rollout_func = metrics_callback.observe(make_rollout_func(env, max_turns=script_args.max_turns))
     trainer = GRPOTrainer(

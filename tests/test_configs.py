@@ -61,6 +61,30 @@ def test_the_default_recipe_config_parses_with_trls_parser(tmp_path: Path):
     assert training_args.max_steps == 3 and training_args.use_cpu
 
 
+def test_eval_only_evaluates_a_finished_run_again(tmp_path: Path):
+    """`--eval_only true` rewrites eval/ and eval_start/ with the eval_* settings and trains nothing."""
+    import shutil
+
+    from pte_rl.tiny import TinyConfig, build_tiny_policy
+
+    toy = TinyConfig(sft_examples=16, tokenizer_examples=16, sft_steps=1, hidden_size=16, num_layers=1, num_heads=2,
+                     num_kv_heads=1, intermediate_size=32, vocab_size=320, copy_steps=1, copy_batch_size=2)
+    policy = build_tiny_policy(toy, tmp_path / "policy", threads=1, log=lambda _: None)
+    run = tmp_path / "run"
+    argv = ["--model_name_or_path", str(policy), "--output_dir", str(run), "--eval_only", "true", "--eval_n", "3",
+            "--eval_samples", "2", "--max_completion_length", "48", "--max_turns", "2", "--report_to", "none"]
+    recipe = _recipe_module()
+    with pytest.raises(SystemExit, match="holds no trained policy"):
+        recipe.main(argv)
+    shutil.copytree(policy, run / "final")
+    recipe.main(argv)
+    for part in ("eval", "eval_start"):
+        summary = json.loads((run / part / "summary.json").read_text())
+        assert summary["n"] == 6 and summary["samples"] == 2 and summary["split"] == "eval"
+        assert len((run / part / "trajectories.jsonl").read_text().splitlines()) == 6
+    assert not (run / "config.yaml").exists() and not list(run.glob("checkpoint-*"))
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "rewards").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_reward_preset_builds(path: Path):
     from pte_rl.rewards import load_preset
