@@ -13,7 +13,9 @@ copied, in the tool-call arguments (copied from the question) and in the final a
 last tool response, or from the question for ``direct``). Chance is about 0.10; a policy that copies
 is near 1.0. A second probe samples the answer of hard items after every earlier turn is forced (up to
 ``\\boxed{``), per level and behaviour, at each temperature: the copy as the evaluation sees it.
-``--copy-only`` stops after these probes.
+``--answer-repeated`` limits it to results that
+repeat a digit (where GRPO without a KL anchor was seen to break copies). ``--copy-only`` stops after
+these probes.
 
     .venv/bin/python benchmarks/tiny_behaviours.py [--model DIR] [--temperature 1.0] [--n 100]
         [--samples 4] [--gamma 0.005] [--copy-only] [--out benchmarks/results/tiny_behaviours.json]
@@ -24,6 +26,7 @@ Without ``--model`` it builds (or reuses) the default tiny policy and reports th
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -94,13 +97,22 @@ def copy_accuracy(module, env, model, tokenizer, n: int) -> dict:
     return {key: {"accuracy": hit / total, "digits": total} for key, (hit, total) in sorted(counts.items())}
 
 
-def answer_accuracy(module, env, model, tokenizer, n: int, samples: int, temperature: float) -> dict:
+def repeats_a_digit(value: int) -> bool:
+    """A result the copy can over- or under-run: one digit, or a digit twice in a row (``9``, ``1122``)."""
+    digits = str(value).lstrip("-")
+    return len(digits) == 1 or any(a == b for a, b in itertools.pairwise(digits))
+
+
+def answer_accuracy(module, env, model, tokenizer, n: int, samples: int, temperature: float,
+                    repeated_only: bool = False) -> dict:
     """Sampled copies of the result into the answer, per level and behaviour, on hard held-out items.
 
     Every turn of the scripted chat is teacher-forced up to and including ``\\boxed{``; the rest of
     the answer is sampled ``samples`` times at ``temperature``. So it measures the copy alone, not
     the choice of what to do after a tool response (which the teacher-forced argmax probe cannot show:
     a copy right under argmax at 0.5 probability is wrong half the time when sampled).
+    ``repeated_only`` keeps the items whose result :func:`repeats_a_digit`, where a drifted length
+    prior shows first (``9`` answered ``99``).
     """
     import torch
 
@@ -111,9 +123,11 @@ def answer_accuracy(module, env, model, tokenizer, n: int, samples: int, tempera
     rows = env.eval_dataset
     generator_seed = torch.initial_seed()
     torch.manual_seed(4321)
-    hard = [i for i in range(len(rows)) if rows[i]["level"] > 1][:n]
-    for index in hard:
-        problem = module.Problem.parse(rows[index]["expression"], rows[index]["level"])
+    hard = [module.Problem.parse(rows[i]["expression"], rows[i]["level"]) for i in range(len(rows))
+            if rows[i]["level"] > 1]
+    if repeated_only:
+        hard = [problem for problem in hard if repeats_a_digit(problem.value)]
+    for problem in hard[:n]:
         for behaviour in module.BEHAVIOURS:
             if behaviour == "direct":
                 continue
@@ -234,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copy-items", type=int, default=20, help="held-out items for the copy probe")
     parser.add_argument("--answer-items", type=int, default=40,
                         help="hard held-out items for the sampled answer-copy probe (0: skip it)")
+    parser.add_argument("--answer-samples", type=int, default=4, help="samples per item and behaviour")
+    parser.add_argument("--answer-repeated", action="store_true",
+                        help="answer-copy probe on the items whose result repeats a digit or has one digit")
     parser.add_argument("--copy-only", action="store_true", help="stop after the copy probes")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tiny_behaviours.json"))
     args = parser.parse_args(argv)
@@ -262,13 +279,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {key:<20}{row['accuracy']:>7.3f}  ({row['digits']} digits)")
     answers = {}
     for temperature in args.temperature if args.answer_items else []:
-        answers[str(temperature)] = answer_accuracy(module, env, model, tokenizer, args.answer_items, 4, temperature)
+        answers[str(temperature)] = answer_accuracy(module, env, model, tokenizer, args.answer_items,
+                                                        args.answer_samples, temperature, args.answer_repeated)
         print(f"sampled answer copies at T={temperature} (hard items, every turn forced up to \\boxed{{):")
         for key, row in answers[str(temperature)].items():
             print(f"  {key:<20}{row['accuracy']:>7.3f}  ({row['samples']} samples)")
     scripted = scripted_costs(module, env, tokenizer, args.gamma)
     results = {"model": str(model_dir), "build": info, "this_call": build, "gamma": args.gamma,
-               "n_items": args.n, "samples": args.samples, "copy_accuracy": copying, "answer_accuracy": answers,
+               "n_items": args.n, "samples": args.samples,
+               "answer_probe": {"items": args.answer_items, "samples": args.answer_samples,
+                                "repeated_only": args.answer_repeated}, "copy_accuracy": copying, "answer_accuracy": answers,
                "scripted": scripted,
                "by_temperature": {}}
     for temperature in [] if args.copy_only else args.temperature:
