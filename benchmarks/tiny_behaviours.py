@@ -13,12 +13,12 @@ copied, in the tool-call arguments (copied from the question) and in the final a
 last tool response, or from the question for ``direct``). Chance is about 0.10; a policy that copies
 is near 1.0. A second probe samples the answer of hard items after every earlier turn is forced (up to
 ``\\boxed{``), per level and behaviour, at each temperature: the copy as the evaluation sees it.
-``--answer-repeated`` limits it to results that
-repeat a digit (where GRPO without a KL anchor was seen to break copies). ``--copy-only`` stops after
-these probes.
+``--answer-repeated`` limits it to results that have one digit or repeat one (where GRPO without a KL
+anchor was seen to break copies). ``--copy-only`` stops after these probes.
 
     .venv/bin/python benchmarks/tiny_behaviours.py [--model DIR] [--temperature 1.0] [--n 100]
-        [--samples 4] [--gamma 0.005] [--copy-only] [--out benchmarks/results/tiny_behaviours.json]
+        [--samples 4] [--gamma 0.005] [--answer-items 40] [--answer-samples 4] [--answer-repeated]
+        [--copy-only] [--out benchmarks/results/tiny_behaviours.json]
 
 Without ``--model`` it builds (or reuses) the default tiny policy and reports the build time.
 """
@@ -286,11 +286,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {key:<20}{row['accuracy']:>7.3f}  ({row['samples']} samples)")
     scripted = scripted_costs(module, env, tokenizer, args.gamma)
     results = {"model": str(model_dir), "build": info, "this_call": build, "gamma": args.gamma,
-               "n_items": args.n, "samples": args.samples,
+               "n_items": args.n, "samples": args.samples, "copy_accuracy": copying,
                "answer_probe": {"items": args.answer_items, "samples": args.answer_samples,
-                                "repeated_only": args.answer_repeated}, "copy_accuracy": copying, "answer_accuracy": answers,
-               "scripted": scripted,
-               "by_temperature": {}}
+                                "repeated_only": args.answer_repeated},
+               "answer_accuracy": answers, "scripted": scripted, "by_temperature": {}}
     for temperature in [] if args.copy_only else args.temperature:
         t0 = time.perf_counter()
         sampled = sample(model_dir, env, temperature, args.n, args.samples, args.batch, args.max_completion)
