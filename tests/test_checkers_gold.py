@@ -7,22 +7,10 @@ skipped when they are absent. The default run grades every 50th row of each file
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from script_helpers import load_script
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "grade_gold.py"
-
-
-def _grade_gold():
-    spec = importlib.util.spec_from_file_location("grade_gold", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-grade_gold = _grade_gold()
+grade_gold = load_script("benchmarks/grade_gold.py", "grade_gold")
 DATA = grade_gold.data_dir()
 pytestmark = [
     pytest.mark.data,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from script_helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 YAML_FILES = sorted(
@@ -18,13 +17,7 @@ YAML_FILES = sorted(
 
 
 def _recipe_module():
-    if "grpo_pte_recipe" in sys.modules:
-        return sys.modules["grpo_pte_recipe"]
-    spec = importlib.util.spec_from_file_location("grpo_pte_recipe", REPO / "recipes" / "grpo_pte.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_script("recipes/grpo_pte.py", "grpo_pte_recipe")
 
 
 def test_the_repo_has_configs_of_every_kind():

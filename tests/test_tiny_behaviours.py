@@ -1,16 +1,10 @@
 """The result filter of the answer-copy probe in benchmarks/tiny_behaviours.py."""
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "tiny_behaviours.py"
+from script_helpers import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("tiny_behaviours", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/tiny_behaviours.py", "tiny_behaviours")
 
 
 def test_repeats_a_digit_keeps_one_digit_and_doubled_digits_only():
