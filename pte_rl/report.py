@@ -16,6 +16,15 @@ group (``correctness`` by default, without overrides) and against the start-of-t
     accuracy change  = mean_runs(accuracy) - mean_baseline(accuracy)                      (in points)
 
 (vs start: the same with each run's own eval_start, over the runs that have one).
+
+Paired by seed: for every two groups that share at least two seeds, the per-seed differences of the
+shared seeds (a seed draws the same training prompts in every group, and every group is evaluated on
+the same held-out items, so much of the seed-to-seed noise cancels):
+
+    accuracy difference  = mean over shared seeds of (accuracy_a - accuracy_b)          (in points)
+    PTE ratio            = mean over shared seeds of (pte_a / pte_b) - 1                 (in %)
+
+each with a 95% Student-t interval, mean ± t(0.975, n - 1) * std / sqrt(n).
 """
 
 from __future__ import annotations
@@ -204,6 +213,48 @@ def stats(values: Sequence[float]) -> dict[str, float | int | None]:
     return {"mean": mean, "std": std, "min": min(vals), "max": max(vals), "n": len(vals)}
 
 
+# Two-sided 95% quantiles of Student's t, df 1..30; above 30 the Cornish-Fisher expansion
+# z + (z^3 + z) / (4 df) (within 0.003 of the exact value there).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+         2.052, 2.048, 2.045, 2.042)
+
+
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (df >= 1)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z ** 3 + z) / (4 * df)
+
+
+def interval(values: Sequence[float]) -> dict[str, float | int | None]:
+    """mean and 95% Student-t interval (low, high) of ``values``; no interval for fewer than two."""
+    s = stats(values)
+    if s["n"] < 2:
+        return {"mean": s["mean"], "low": None, "high": None, "n": s["n"]}
+    half = t975(s["n"] - 1) * s["std"] / math.sqrt(s["n"])
+    return {"mean": s["mean"], "low": s["mean"] - half, "high": s["mean"] + half, "n": s["n"]}
+
+
+def paired(a: Sequence[Run], b: Sequence[Run]) -> dict[str, Any] | None:
+    """Seed-paired comparison of group ``a`` against group ``b`` (None with fewer than 2 shared seeds)."""
+    by_seed_a, by_seed_b = {r.seed: r for r in a}, {r.seed: r for r in b}
+    seeds = sorted(set(by_seed_a) & set(by_seed_b))
+    acc, ratio = [], []
+    for seed in seeds:
+        ea, eb = by_seed_a[seed].eval, by_seed_b[seed].eval
+        if isinstance(ea.get("accuracy"), int | float) and isinstance(eb.get("accuracy"), int | float):
+            acc.append(100.0 * (ea["accuracy"] - eb["accuracy"]))
+        if isinstance(ea.get("pte_mean"), int | float) and eb.get("pte_mean"):
+            ratio.append(100.0 * (ea["pte_mean"] / eb["pte_mean"] - 1.0))
+    if len(seeds) < 2:
+        return None
+    return {"seeds": seeds, "accuracy_pts": interval(acc), "pte_pct": interval(ratio)}
+
+
 def _change(runs: Sequence[Run], reference: Sequence[dict]) -> dict[str, float | None]:
     """PTE change (%) and accuracy change (points) of ``runs`` against ``reference`` summaries."""
     out: dict[str, float | None] = {"pte_pct": None, "accuracy_pts": None}
@@ -237,8 +288,18 @@ def summarize(runs: Sequence[Run], baseline: str = "correctness") -> dict[str, A
             f"vs_{baseline}": _change(members, [r.eval for r in base_runs]) if base_runs else None,
             "vs_start": _change(with_start, [r.eval_start for r in with_start]) if with_start else None,
         })
+    members_of = {members[0].group: members for members in grouped.values()}
+    names = list(members_of)
+    pairs = []
+    for i, name_a in enumerate(names):
+        for name_b in names[i + 1:]:
+            # Against the baseline, the baseline is the reference; otherwise the earlier group is.
+            first, second = (name_b, name_a) if i == 0 and name_a == baseline else (name_a, name_b)
+            comparison = paired(members_of[first], members_of[second])
+            if comparison:
+                pairs.append({"group": first, "against": second, **comparison})
     return {
-        "baseline": baseline, "metrics": metric_keys, "groups": groups,
+        "baseline": baseline, "metrics": metric_keys, "groups": groups, "paired": pairs,
         "runs": [{"path": str(r.path), "group": r.group, "seed": r.seed, "eval": r.eval,
                   "eval_start": r.eval_start} for r in runs],
     }
@@ -258,6 +319,14 @@ def _cell(stat: dict, decimals: int) -> str:
 
 def _signed(value: float | None, unit: str) -> str:
     return "–" if value is None else f"{value:+.1f}{unit}"
+
+
+def _ci(value: dict, unit: str) -> str:
+    if value["mean"] is None:
+        return "–"
+    if value["low"] is None:
+        return f"{value['mean']:+.2f}{unit}"
+    return f"{value['mean']:+.2f}{unit} ({value['low']:+.2f} to {value['high']:+.2f})"
 
 
 def render_markdown(summary: dict, plots: Sequence[str]) -> str:
@@ -286,6 +355,15 @@ def render_markdown(summary: dict, plots: Sequence[str]) -> str:
         for group in summary["groups"]:
             cells = [group["group"]] + [_cell(group["stats"][k], 3) for k in pattern_keys]
             lines.append("| " + " | ".join(cells) + " |")
+    if summary.get("paired"):
+        lines += ["", "## Paired by seed", "",
+                  ("Per shared seed, the difference of each group against another; mean and 95% Student-t "
+                   "interval over the shared seeds. An interval that excludes 0 is a difference the seeds "
+                   "resolve."), "",
+                  "| group | against | shared seeds | accuracy difference | PTE change |", "|---|---|---|---|---|"]
+        for pair in summary["paired"]:
+            lines.append(f"| {pair['group']} | {pair['against']} | {','.join(map(str, pair['seeds']))} | "
+                         f"{_ci(pair['accuracy_pts'], ' pts')} | {_ci(pair['pte_pct'], '%')} |")
     if not any(g["preset"] == baseline and not g["overrides"] for g in summary["groups"]):
         lines += ["", f"No `{baseline}` runs: the changes against it are left out."]
     lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]

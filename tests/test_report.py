@@ -238,3 +238,43 @@ def test_recomputing_needs_gamma(tmp_path, capsys):
     (run / "config.yaml").write_text("reward_preset: pte\nseed: 0\n")
     assert main(["report", str(run), "--out", str(tmp_path / "r")]) == 2
     assert "field 'gamma'" in capsys.readouterr().err
+
+
+def test_paired_by_seed_by_hand(runs, tmp_path):
+    out = tmp_path / "report"
+    report = build_report([runs], out)
+    pairs = {(p["group"], p["against"]): p for p in report["paired"]}
+    # pte [pte.weight=0.9] shares one seed with the others: no pair; the baseline is always the reference.
+    assert list(pairs) == [("pte", "correctness")]
+    pair = pairs["pte", "correctness"]
+    assert pair["seeds"] == [0, 1, 2]
+    # Accuracy differences +1, -1, 0 points: mean 0, std 1, half-width t(0.975, 2) / sqrt(3).
+    acc = pair["accuracy_pts"]
+    assert acc["mean"] == pytest.approx(0.0, abs=1e-9) and acc["n"] == 3
+    assert acc["high"] == pytest.approx(4.303 / math.sqrt(3)) and acc["low"] == pytest.approx(-acc["high"])
+    # PTE 100/200, 120/240, 110/220: -50% every seed, so the interval has no width.
+    assert (pair["pte_pct"]["mean"], pair["pte_pct"]["low"], pair["pte_pct"]["high"]) == pytest.approx(
+        (-50.0, -50.0, -50.0))
+    markdown = (out / "report.md").read_text()
+    assert "## Paired by seed" in markdown
+    assert "| pte | correctness | 0,1,2 | +0.00 pts (-2.48 to +2.48) | -50.00% (-50.00 to -50.00) |" in markdown
+
+
+def test_paired_needs_two_shared_seeds_and_orders_non_baseline_groups(tmp_path, no_patterns):
+    from pte_rl.report import paired, t975
+
+    root = tmp_path / "runs"
+    for preset, seed, acc in [("tokens", 0, 0.80), ("tokens", 1, 0.90), ("pte", 0, 0.85), ("pte", 1, 0.97),
+                              ("pte", 2, 0.99)]:
+        make_run(root, f"{preset}-s{seed}", preset, seed, summary(acc, 100 * (seed + 1), 0.0))
+    report = build_report([root], tmp_path / "out")
+    # No correctness runs: the earlier group (sorted by name) is compared against the later one.
+    [pair] = report["paired"]
+    assert (pair["group"], pair["against"], pair["seeds"]) == ("pte", "tokens", [0, 1])
+    assert pair["accuracy_pts"]["mean"] == pytest.approx(6.0)  # (+5 and +7) / 2
+    assert pair["accuracy_pts"]["high"] == pytest.approx(6.0 + 12.706 * math.sqrt(2) / math.sqrt(2))
+    pte = [load_run(root / "pte-s2")]
+    assert paired(pte, [load_run(root / "tokens-s0")]) is None
+    assert t975(4) == 2.776 and t975(40) == pytest.approx(2.021, abs=0.003)
+    with pytest.raises(ValueError):
+        t975(0)
