@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-BUILD_VERSION = 3
+BUILD_VERSION = 4
 CACHE_VARIABLE = "PTE_RL_CACHE"
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 TOOL_TOKENS = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
@@ -74,7 +74,7 @@ class TinyConfig:
     max_position_embeddings: int = 2048
     sft_examples: int = 3000
     """Scripted chats in the warm-start set."""
-    sft_steps: int = 1200
+    sft_steps: int = 2000
     batch_size: int = 32
     """Most chats in one warm-start batch."""
     batch_tokens: int = 4096
@@ -82,7 +82,7 @@ class TinyConfig:
     learning_rate: float = 4e-3
     warmup_steps: int = 20
     weight_decay: float = 0.01
-    copy_steps: int = 300
+    copy_steps: int = 2400
     """Updates of the copy drill that runs before the warm start (0: none), see :func:`copy_drill`."""
     copy_batch_size: int = 32
     """Rows per copy-drill update."""
@@ -90,6 +90,9 @@ class TinyConfig:
     """Longest run of filler tokens between a copy drill's source and its copy."""
     copy_min_digits: int = 1
     """Shortest number in the copy drill, 1-6 (the longest has 6 digits)."""
+    copy_distractor: float = 0.5
+    """Share of copy-drill rows with a distractor: the source's digits shuffled, a few tokens before
+    the source (as a question's operands sit a few tokens before the calculator's result)."""
     loss: str = "predictable"
     """``predictable``: every token except the contents of user and tool messages (the question's
     numbers and the tools' results, which nothing can predict); ``all``: every token of the rendered
@@ -112,6 +115,8 @@ class TinyConfig:
             raise ValueError(f"TinyConfig.copy_min_digits: expected 1 to 6, got {self.copy_min_digits!r}")
         if self.copy_steps < 0:
             raise ValueError(f"TinyConfig.copy_steps: expected 0 or more, got {self.copy_steps!r}")
+        if not 0.0 <= self.copy_distractor <= 1.0:
+            raise ValueError(f"TinyConfig.copy_distractor: expected 0 to 1, got {self.copy_distractor!r}")
         if self.vocab_size < 256 + len(SPECIAL_TOKENS) + len(TOOL_TOKENS):
             raise ValueError(f"TinyConfig.vocab_size: expected at least 263 (bytes + special tokens), got {self.vocab_size}")
 
@@ -377,12 +382,16 @@ def batches_by_tokens(lengths: list[int], token_budget: int, max_rows: int) -> l
 
 
 def copy_drill_batch(tokenizer: Any, rows: int, max_gap: int, generator: Any,
-                     min_digits: int = 1) -> tuple[Any, Any]:
+                     min_digits: int = 1, distractor: float = 0.0) -> tuple[Any, Any]:
     """One batch of the copy drill: (input ids, labels with -100 outside the copies).
 
     Each row is ``token, span, filler, span``: ``span`` is ``min_digits``-6 random digits, or (with
-    two or more digits) two numbers joined by an operator (what a policy copies: ``2146``, ``37*58``), the filler 3-``max_gap`` random
-    non-special tokens that are neither digits nor operators. The loss covers the copy only.
+    two or more digits) two numbers joined by an operator (what a policy copies: ``2146``, ``37*58``),
+    the filler 3-``max_gap`` random non-special tokens that are neither digits nor operators. The loss
+    covers the copy only. A share ``distractor`` of the rows is ``token, decoy, near, span, filler,
+    span``: the decoy holds the span's digits shuffled (an operator in the middle half of the time), the
+    near filler 1-8 tokens, so the copy must come from the latest number, not from an earlier one
+    with the same digits (``16*28`` before ``448``).
     """
     import torch
 
@@ -400,7 +409,14 @@ def copy_drill_batch(tokenizer: Any, rows: int, max_gap: int, generator: Any,
         if torch.rand((), generator=generator) < 0.5 and len(span) > 1:  # an expression: number, operator, number
             span = span[: max(1, len(span) // 2)] + pick(operators, 1) + span[max(1, len(span) // 2) :]
         gap = pick(ordinary, int(torch.randint(3, max(4, max_gap + 1), (), generator=generator)))
-        sequences.append((pick(ordinary, 1) + span + gap, span))
+        head = pick(ordinary, 1)
+        if distractor and torch.rand((), generator=generator) < distractor:
+            numbers = [t for t in span if t in digits]
+            decoy = [numbers[i] for i in torch.randperm(len(numbers), generator=generator).tolist()]
+            if len(decoy) > 1 and torch.rand((), generator=generator) < 0.5:
+                decoy = decoy[: len(decoy) // 2] + pick(operators, 1) + decoy[len(decoy) // 2 :]
+            head += decoy + pick(ordinary, int(torch.randint(1, 9, (), generator=generator)))
+        sequences.append((head + span + gap, span))
     width = max(len(head) + len(span) for head, span in sequences)
     ids = torch.full((rows, width), tokenizer.pad_token_id, dtype=torch.long)
     labels = torch.full((rows, width), -100, dtype=torch.long)
@@ -434,7 +450,7 @@ def copy_drill(model: Any, tokenizer: Any, config: TinyConfig, log: Callable[[st
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * min(1.0, (step + 1) / config.warmup_steps)
         ids, labels = copy_drill_batch(tokenizer, config.copy_batch_size, config.copy_max_gap, generator,
-                                       config.copy_min_digits)
+                                       config.copy_min_digits, config.copy_distractor)
         logits = model(input_ids=ids).logits[:, :-1]
         targets = labels[:, 1:]
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)

@@ -182,11 +182,35 @@ def test_copy_drill_rows_copy_their_span(tokenizer):
     assert min(int((row != -100).sum()) for row in longer) >= 3
 
 
+def test_copy_drill_distractors_hold_the_spans_digits(tokenizer):
+    """A distractor row puts the span's digits, shuffled, a few tokens before the span it copies."""
+    digits = {tokenizer.convert_tokens_to_ids(c) for c in "0123456789"}
+    operators = {tokenizer.convert_tokens_to_ids(c) for c in "+-*"}
+    ids, labels = tiny.copy_drill_batch(tokenizer, 64, 20, torch.Generator().manual_seed(3), distractor=1.0)
+    shuffled = 0
+    for row, label in zip(ids.tolist(), labels.tolist()):
+        copied = [t for t in label if t != -100]
+        numbers = [i for i, t in enumerate(row) if t in digits | operators]
+        decoy_end = next(i for i in range(1, len(numbers)) if numbers[i] != numbers[i - 1] + 1)
+        decoy = row[numbers[0] : numbers[decoy_end - 1] + 1]
+        near = numbers[decoy_end] - numbers[decoy_end - 1] - 1
+        source = row[numbers[decoy_end] : numbers[decoy_end] + len(copied)]
+        assert source == copied and 1 <= near <= 8
+        assert sorted(t for t in decoy if t in digits) == sorted(t for t in copied if t in digits)
+        shuffled += [t for t in decoy if t in digits] != [t for t in copied if t in digits]
+    assert shuffled > 16  # most decoys reorder the digits
+    plain, _ = tiny.copy_drill_batch(tokenizer, 64, 20, torch.Generator().manual_seed(3))
+    again, _ = tiny.copy_drill_batch(tokenizer, 64, 20, torch.Generator().manual_seed(3), distractor=0.0)
+    assert torch.equal(plain, again)  # no distractor: the drill of earlier builds, draw for draw
+    with pytest.raises(ValueError, match="copy_distractor"):
+        TinyConfig(copy_distractor=1.5)
+
+
 def test_copy_drill_teaches_copying(tokenizer):
     """200 drill updates take a fresh model's copy accuracy from chance (~0.1) to well above it."""
     config = TinyConfig(**{**FAST, "hidden_size": 64, "num_layers": 2, "num_heads": 4, "num_kv_heads": 2,
-                           "copy_steps": 200, "copy_batch_size": 32, "copy_max_gap": 10, "learning_rate": 3e-3,
-                           "warmup_steps": 5})
+                           "copy_steps": 200, "copy_batch_size": 32, "copy_max_gap": 10, "copy_distractor": 0.0,
+                           "learning_rate": 3e-3, "warmup_steps": 5})
     torch.manual_seed(0)
     model = tiny.make_model(config, tokenizer)
 
