@@ -1,6 +1,7 @@
 """Which paths each arm of an `arith` ablation ends on, and how accurate each path is.
 
-Reads the held-out trajectories (``<run>/eval/trajectories.jsonl``) of every run given, labels each
+Reads the held-out trajectories (``<run>/eval/trajectories.jsonl``, or ``eval_start/`` with
+``--split eval_start``: before training) of every run given, labels each
 trajectory with ``arith``'s ``classify_behaviour`` and groups them by reward preset (the run name up
 to ``-s<seed>``) and item class (easy = level 1, hard = the rest; the level of each held-out item comes
 from the environment the run was trained with, rebuilt from its ``config.yaml``). Prints,
@@ -36,7 +37,7 @@ def item_levels(run: Path) -> dict[str, int]:
     return dict(zip(env.eval_dataset["task_id"], env.eval_dataset["level"]))
 
 
-def tally(run_dirs: list[Path]) -> dict:
+def tally(run_dirs: list[Path], split: str = "eval") -> dict:
     from pte_rl.jsonl import iter_trajectories
     from pte_rl.tiny import environment_module
 
@@ -44,7 +45,7 @@ def tally(run_dirs: list[Path]) -> dict:
     counts: dict = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for run in run_dirs:
         preset = re.sub(r"-s\d+$", "", run.name)
-        path = run / "eval" / "trajectories.jsonl"
+        path = run / split / "trajectories.jsonl"
         if not path.is_file():
             raise SystemExit(f"{path}: missing (the run has no held-out evaluation)")
         levels = item_levels(run)
@@ -68,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (each with eval/trajectories.jsonl)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table as JSON")
+    parser.add_argument("--split", choices=("eval", "eval_start"), default="eval",
+                        help="the evaluation after training (eval) or before it (eval_start)")
     args = parser.parse_args(argv)
-    table = tally([r for r in args.runs if r.is_dir()])
+    table = tally([r for r in args.runs if r.is_dir()], args.split)
     for preset, rows in sorted(table.items()):
         print(f"\n{preset}: class/behaviour   n   share  accuracy")
         for key, row in rows.items():
