@@ -258,3 +258,17 @@ def test_default_build_learns_the_scripted_chats(tmp_path):
     info = json.loads((path / tiny.BUILD_INFO).read_text())
     assert info["sft_loss"][-1] < 0.35 * info["sft_loss"][0]
     assert 150_000 < info["parameters"] < 2_000_000
+
+
+def test_thread_count_is_part_of_the_settings(tmp_path, monkeypatch):
+    """Another thread count rounds differently and builds another policy: it gets its own cache entry."""
+    monkeypatch.setenv(tiny.CACHE_VARIABLE, str(tmp_path))
+    assert TinyConfig().threads == 1
+    one, two = TinyConfig(**FAST), TinyConfig(**{**FAST, "threads": 2})
+    assert tiny.settings_hash(one) != tiny.settings_hash(two)
+    path = build_tiny_policy(one, threads=2, log=lambda _: None)
+    assert path == tiny.tiny_policy_path(two)
+    info = json.loads((path / tiny.BUILD_INFO).read_text())
+    assert info["torch_threads"] == 2 and info["config"]["threads"] == 2
+    with pytest.raises(ValueError, match="threads"):
+        TinyConfig(threads=0)

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 help="output directory (default: $PTE_RL_CACHE or ~/.cache/pte_rl, tiny-<hash>)")
             action.add_argument("--force", action="store_true", help="rebuild even when a matching build exists")
             action.add_argument("--threads", type=int, default=None,
-                                help="torch threads (default: the cores, at most 4; 1 on a machine already busy)")
+                                help="torch threads (default 1; another count builds another policy)")
             action.add_argument("--quiet", action="store_true", help="print only the directory")
         action.set_defaults(func=_run)
 
@@ -37,6 +37,8 @@ def _run(args: argparse.Namespace) -> int:
     from pte_rl.tiny import TinyConfig, build_tiny_policy, tiny_policy_path
 
     overrides = {"env": args.env, "seed": args.seed}
+    if getattr(args, "threads", None) is not None:
+        overrides["threads"] = args.threads
     if args.steps is not None:
         if args.steps < 1:
             raise CLIError(f"--steps: expected a positive integer, got {args.steps}")
@@ -47,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
             print(tiny_policy_path(config))
             return 0
         log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-        path = build_tiny_policy(config, args.out, force=args.force, threads=args.threads, log=log)
+        path = build_tiny_policy(config, args.out, force=args.force, log=log)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise CLIError(str(exc)) from exc
     print(path)
