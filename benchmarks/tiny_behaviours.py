@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--gamma", type=float, default=0.005)
     parser.add_argument("--max-completion", type=int, default=1536)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of the sampling (the build keeps its own)")
     parser.add_argument("--copy-items", type=int, default=20, help="held-out items for the copy probe")
     parser.add_argument("--answer-items", type=int, default=40,
                         help="hard held-out items for the sampled answer-copy probe (0: skip it)")
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads or min(8, os.cpu_count() or 1))
     start, cpu_start = time.perf_counter(), time.process_time()
-    model_dir = Path(args.model) if args.model else build_tiny_policy(TinyConfig(), threads=args.threads)
+    model_dir = Path(args.model) if args.model else build_tiny_policy(TinyConfig())
     build = {"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start}
     info_path = model_dir / BUILD_INFO
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}

@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -532,21 +532,18 @@ def build_tiny_policy(
     out: str | os.PathLike | None = None,
     *,
     force: bool = False,
-    threads: int | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
     """Build (or reuse) the tiny policy and return its directory.
 
     ``out`` defaults to :func:`tiny_policy_path`. An existing complete build there is reused unless
     ``force``; with ``out`` given, it is reused only when its recorded settings hash matches.
-    ``threads``, when given, replaces ``config.threads`` (torch's intra-op threads of the build; another
-    count builds another policy, under another cache key).
+    The build runs on ``config.threads`` torch threads (another count builds another policy, under
+    another cache key).
     """
     import torch
 
     config = config or TinyConfig()
-    if threads is not None:
-        config = replace(config, threads=threads)
     key = settings_hash(config)
     target = Path(out) if out is not None else cache_root() / f"tiny-{key}"
     if is_built(target) and not force:

@@ -62,7 +62,7 @@ def test_eval_only_evaluates_a_finished_run_again(tmp_path: Path):
 
     toy = TinyConfig(sft_examples=16, tokenizer_examples=16, sft_steps=1, hidden_size=16, num_layers=1, num_heads=2,
                      num_kv_heads=1, intermediate_size=32, vocab_size=320, copy_steps=1, copy_batch_size=2)
-    policy = build_tiny_policy(toy, tmp_path / "policy", threads=1, log=lambda _: None)
+    policy = build_tiny_policy(toy, tmp_path / "policy", log=lambda _: None)
     run = tmp_path / "run"
     argv = ["--model_name_or_path", str(policy), "--output_dir", str(run), "--eval_only", "true", "--eval_n", "3",
             "--eval_samples", "2", "--max_completion_length", "48", "--max_turns", "2", "--report_to", "none"]

@@ -20,7 +20,7 @@ FAST = {"sft_examples": 48, "tokenizer_examples": 48, "sft_steps": 3, "hidden_si
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     config = TinyConfig(**FAST)
-    path = build_tiny_policy(config, root / "a", threads=1, log=lambda _: None)
+    path = build_tiny_policy(config, root / "a", log=lambda _: None)
     return config, path, root
 
 
@@ -83,11 +83,11 @@ def test_build_is_deterministic_in_the_seed(built):
     from safetensors.torch import load_file
 
     config, first, root = built
-    second = build_tiny_policy(config, root / "b", threads=1, log=lambda _: None)
+    second = build_tiny_policy(config, root / "b", log=lambda _: None)
     assert (first / "tokenizer.json").read_text() == (second / "tokenizer.json").read_text()
     a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    other = build_tiny_policy(TinyConfig(**{**FAST, "seed": 1}), root / "c", threads=1, log=lambda _: None)
+    other = build_tiny_policy(TinyConfig(**{**FAST, "seed": 1}), root / "c", log=lambda _: None)
     c = load_file(other / "model.safetensors")
     assert not all(torch.equal(a[k], c[k]) for k in a if k in c and a[k].shape == c[k].shape)
 
@@ -249,6 +249,8 @@ def test_cli_path_uses_the_cache_variable(monkeypatch, tmp_path, capsys):
     printed = capsys.readouterr().out.strip()
     assert printed == str(tiny.tiny_policy_path(TinyConfig(seed=3)))
     assert printed.startswith(str(tmp_path / "tiny-"))
+    assert main(["tiny", "path", "--seed", "3", "--threads", "2"]) == 0  # the thread count is in the key
+    assert capsys.readouterr().out.strip() == str(tiny.tiny_policy_path(TinyConfig(seed=3, threads=2))) != printed
     assert main(["tiny", "build", "--steps", "0", "--out", str(tmp_path / "x")]) == 2
 
 
@@ -266,7 +268,7 @@ def test_thread_count_is_part_of_the_settings(tmp_path, monkeypatch):
     assert TinyConfig().threads == 1
     one, two = TinyConfig(**FAST), TinyConfig(**{**FAST, "threads": 2})
     assert tiny.settings_hash(one) != tiny.settings_hash(two)
-    path = build_tiny_policy(one, threads=2, log=lambda _: None)
+    path = build_tiny_policy(two, log=lambda _: None)
     assert path == tiny.tiny_policy_path(two)
     info = json.loads((path / tiny.BUILD_INFO).read_text())
     assert info["torch_threads"] == 2 and info["config"]["threads"] == 2

@@ -1,7 +1,7 @@
 """`pte-rl tiny build`: build (or find) the embedded tiny policy, offline and deterministically.
 
     pte-rl tiny build [--env arith] [--out DIR] [--seed S] [--force] [--threads N]
-    pte-rl tiny path  [--env arith] [--seed S]       # where the cached build lives (built or not)
+    pte-rl tiny path  [--env arith] [--seed S] [--threads N]   # where the cached build lives (built or not)
 
 The directory printed last on stdout is the model path the recipe takes (``--model_name_or_path``).
 """
@@ -22,12 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action.add_argument("--env", default="arith", help="environment name or path (default: arith)")
         action.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and the batch order")
         action.add_argument("--steps", type=int, default=None, help="warm-start steps (default: the built-in setting)")
+        action.add_argument("--threads", type=int, default=None,
+                            help="torch threads of the build (default 1; another count builds another policy)")
         if name == "build":
             action.add_argument("--out", default=None,
                                 help="output directory (default: $PTE_RL_CACHE or ~/.cache/pte_rl, tiny-<hash>)")
             action.add_argument("--force", action="store_true", help="rebuild even when a matching build exists")
-            action.add_argument("--threads", type=int, default=None,
-                                help="torch threads (default 1; another count builds another policy)")
             action.add_argument("--quiet", action="store_true", help="print only the directory")
         action.set_defaults(func=_run)
 
@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     from pte_rl.tiny import TinyConfig, build_tiny_policy, tiny_policy_path
 
     overrides = {"env": args.env, "seed": args.seed}
-    if getattr(args, "threads", None) is not None:
+    if args.threads is not None:
         overrides["threads"] = args.threads
     if args.steps is not None:
         if args.steps < 1:
