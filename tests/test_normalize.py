@@ -20,6 +20,7 @@ from pte_rl.rewards import (
     otc_tool_reward,
     otc_tool_score,
     penalty_term,
+    solved_groups,
     utility,
 )
 from pte_rl.trajectory import ToolCall, Trajectory, Turn
@@ -136,6 +137,24 @@ def test_gate_and_combine_table():
     assert utility([1, 0], [1.0, 0.0], 1.5, strict_ordering=False) == [-0.5, 0.0]  # opted out: 1 - 1.5 < 0
 
 
+def test_solved_gate_prices_cost_only_in_groups_without_a_failure():
+    correct, groups = [1, 1, 1, 0, 1, None, 0, 0], ["a", "a", "b", "b", "c", "c", "d", "d"]
+    assert solved_groups(correct, groups) == {"a"}  # b failed, c has an ungraded rollout, d failed
+    penalty = [0.0, 1.0, 0.0, 0.5, 1.0, 0.4, 0.3, 0.0]
+    # a: both correct, penalised as under "correct"; b, c, d: correctness alone (the None stays NaN)
+    assert utility(correct, penalty, 0.5, "solved", group_ids=groups) == approx(
+        [1.0, 0.5, 1.0, 0.0, 1.0, NAN, 0.0, 0.0]
+    )
+    assert utility(correct, penalty, 0.5, "solved", "multiplicative", group_ids=groups) == approx(
+        [1.0, 0.5, 1.0, 0.0, 1.0, NAN, 0.0, 0.0]
+    )
+    assert penalty_term([1.0, 1.0], [1, 1], "solved", group_ids=["a", "b"]) == [1.0, 1.0]
+    with pytest.raises(ValueError, match="needs group_ids"):
+        penalty_term([1.0], [1], "solved")
+    with pytest.raises(ValueError, match="same length"):
+        solved_groups([1, 1], ["a"])
+
+
 # ---------------------------------------------------------------- baselines, by hand
 
 
@@ -213,6 +232,28 @@ def test_linear_penalties_table():
         -0.5,
     ]
     assert _call(linear_call_penalty(coef=0.1), records, ["a"] * 3) == approx([-0.1, -0.4, 0.0])
+    # gate "solved": group a holds a failure, so only group b (all correct) is penalised
+    groups = ["a", "a", "a", "b", "b"]
+    records = _records(lengths=[50, 150, 50, 20, 40], correct=[True, True, False, True, True])
+    got = _call(linear_token_penalty(coef=0.01, cap=1.0, gate="solved"), records, groups)
+    assert got == approx([0.0, 0.0, 0.0, -0.2, -0.4])
+
+
+def test_solved_gate_of_the_group_penalties():
+    from pte_rl.rewards import cost_penalty
+
+    groups = ["a"] * 3 + ["b"] * 3
+    records = _records(lengths=[10, 20, 30, 10, 20, 30], correct=[True, True, True, True, True, False])
+    minmax = _call(cost_penalty(cost="generated_tokens", gate="solved"), records, groups)
+    assert minmax == approx([0.0, -0.5 / (1 + 5e-8), -1.0 / (1 + 5e-8), 0.0, 0.0, 0.0])
+    assert cost_penalty(cost="generated_tokens", gate="solved").needs_correct
+    records = _records(calls=[1, 2, 1, 3], correct=[True, True, True, False])
+    otc = _call(otc_tool_reward(gate="solved"), records, ["a", "a", "b", "b"])
+    assert otc == approx([0.0, -(1 - math.sin(2 / 3 * math.pi)), 0.0, 0.0])  # b: correctness alone
+    assert _call(otc_tool_reward(gate="correct"), records, ["a", "a", "b", "b"])[2] == 0.0
+    assert otc_tool_reward(gate="solved").config()["gate"] == "solved"
+    with pytest.raises(ValueError, match="gate: expected 'correct' or 'solved'"):
+        otc_tool_reward(gate="all")
 
 
 # ---------------------------------------------------------------- properties
@@ -231,14 +272,14 @@ def _utilities(rows, method, gate, combine, weight):
         options["among"] = "all"
     penalty = normalized_cost(list(costs), list(correct), list(groups), method, **options)
     assert all(0.0 <= p <= 1.0 for p in penalty)
-    return utility(list(correct), penalty, weight, gate, combine)
+    return utility(list(correct), penalty, weight, gate, combine, group_ids=list(groups))
 
 
 @settings(max_examples=150, deadline=None)
 @given(
     group_rows,
     st.sampled_from(METHODS),
-    st.sampled_from(["correct", "all", "none"]),
+    st.sampled_from(["correct", "all", "none", "solved"]),
     st.sampled_from(["additive", "multiplicative"]),
     st.floats(0.0, 0.999),
 )
@@ -254,7 +295,7 @@ def test_more_cost_never_earns_more_at_equal_correctness(rows, method, gate, com
 @given(
     group_rows,
     st.sampled_from(METHODS),
-    st.sampled_from(["correct", "all"]),
+    st.sampled_from(["correct", "all", "solved"]),
     st.sampled_from(["additive", "multiplicative"]),
     st.floats(0.0, 0.999),
 )

@@ -29,6 +29,7 @@ from pte_rl.rewards.normalize import (
     BudgetReference,
     normalized_cost,
     penalty_term,
+    solved_groups,
     utility,
 )
 from pte_rl.rewards.presets import FUNCTIONS, PresetError, available_presets, load_preset
@@ -53,5 +54,6 @@ __all__ = [
     "otc_tool_score",
     "penalty_term",
     "pte_reward",
+    "solved_groups",
     "utility",
 ]

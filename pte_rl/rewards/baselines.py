@@ -29,7 +29,8 @@ so r_tool = 1 at m = n and decays towards 0 as m grows. The paper's reward is ``
 r_correct`` (``form="paper"``); the default ``form="penalty"`` returns ``-c_i * (1 - r_tool_i)`` in
 [-1, 0], which with the correctness reward at weight 1 and this one at weight ``w`` sums to
 ``c_i * (1 - w + w * r_tool_i)``: the paper's form at ``w = 1``, and with ``w < 1`` the same success
-gating and ordering guarantee as the PTE penalty.
+gating and ordering guarantee as the PTE penalty. With ``gate="solved"`` a group that holds an
+incorrect rollout gets ``r_tool = 1`` (correctness alone), as the PTE penalty's gate of that name.
 
 Linear penalties: ``r_i = -g_i * min(cap, coef * x_i)`` with ``x`` generated tokens
 (``linear_token_penalty``) or tool calls (``linear_call_penalty``); ``cap=None`` leaves it unbounded.
@@ -43,7 +44,7 @@ from typing import Any
 
 from pte_rl.rewards.base import GroupReward, Sample, mean
 from pte_rl.rewards.functions import cost_metrics
-from pte_rl.rewards.normalize import GATES, gate_factor
+from pte_rl.rewards.normalize import GATES, gate_factor, solved_groups
 
 LENGTHS = ("generated_tokens", "completion_tokens")
 
@@ -191,11 +192,15 @@ class OTCToolReward(GroupReward):
         smooth: float = 1.0,
         form: str = "penalty",
         alpha: float = 1.0,
+        gate: str = "correct",
         name: str = "otc_tool",
         **common: Any,
     ):
         if form not in ("penalty", "paper"):
             raise ValueError(f"form: expected 'penalty' or 'paper', got {form!r}")
+        if gate not in ("correct", "solved"):
+            raise ValueError(f"gate: expected 'correct' or 'solved', got {gate!r}")
+        self.gate = gate
         self.smooth = _positive("smooth", smooth)
         self.alpha = _positive("alpha", alpha)
         self.form = form
@@ -204,7 +209,8 @@ class OTCToolReward(GroupReward):
     def score(self, samples: list[Sample]) -> tuple[list[float | None], dict[str, float | None]]:
         rewards: list[float | None] = [None] * len(samples)
         tool_scores: list[float] = []
-        for indices in _groups(samples).values():
+        solved = solved_groups([s.correct for s in samples], [s.group for s in samples])
+        for group, indices in _groups(samples).items():
             winners = [
                 samples[i].cost
                 for i in indices
@@ -224,6 +230,8 @@ class OTCToolReward(GroupReward):
                     continue
                 r_tool = otc_tool_score(s.cost, optimal, self.smooth)
                 tool_scores.append(r_tool)
+                if self.gate == "solved" and group not in solved:
+                    r_tool = 1.0  # a group with a failure is trained on correctness alone
                 rewards[i] = (
                     self.alpha * r_tool * s.correct
                     if self.form == "paper"
@@ -239,7 +247,13 @@ class OTCToolReward(GroupReward):
         return ((0.0, self.alpha), (0.0, 0.0)) if self.form == "paper" else ((-1.0, 0.0), (0.0, 0.0))
 
     def config(self) -> dict[str, Any]:
-        return {"smooth": self.smooth, "form": self.form, "alpha": self.alpha, **super().config()}
+        return {
+            "smooth": self.smooth,
+            "form": self.form,
+            "alpha": self.alpha,
+            "gate": self.gate,
+            **super().config(),
+        }
 
 
 class LinearPenalty(GroupReward):
@@ -271,12 +285,15 @@ class LinearPenalty(GroupReward):
 
     @property
     def needs_correct(self) -> bool:
-        return self.gate == "correct"
+        return self.gate in ("correct", "solved")
 
     def score(self, samples: list[Sample]) -> tuple[list[float | None], dict[str, float | None]]:
         rewards: list[float | None] = []
+        solved = solved_groups([s.correct for s in samples], [s.group for s in samples])
         for s in samples:
             factor = gate_factor(s.correct, self.gate)
+            if self.gate == "solved" and not math.isnan(factor) and s.group not in solved:
+                factor = 0.0
             if factor == 0.0:
                 rewards.append(0.0)
             elif math.isnan(factor) or not math.isfinite(s.cost):
@@ -354,6 +371,7 @@ def otc_tool_reward(
     smooth: float = 1.0,
     form: str = "penalty",
     alpha: float = 1.0,
+    gate: str = "correct",
     checker: Callable | str | None = None,
     checker_options: dict | None = None,
     tokenizer: Any = None,
@@ -362,11 +380,16 @@ def otc_tool_reward(
     group_size: int | None = None,
     name: str = "otc_tool",
 ) -> OTCToolReward:
-    """OTC-GRPO's tool-call reward (arXiv 2504.14870; see :class:`OTCToolReward`)."""
+    """OTC-GRPO's tool-call reward (arXiv 2504.14870; see :class:`OTCToolReward`).
+
+    ``gate="solved"`` scores tool calls only in groups whose every rollout is correct (``r_tool = 1``
+    elsewhere), as the PTE penalty's gate of that name.
+    """
     return OTCToolReward(
         smooth=smooth,
         form=form,
         alpha=alpha,
+        gate=gate,
         name=name,
         checker=checker,
         checker_options=checker_options,

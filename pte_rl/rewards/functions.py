@@ -142,7 +142,7 @@ class CostPenalty(GroupReward):
     def needs_correct(self) -> bool:
         if self.gate == "none":
             return False
-        if self.gate == "correct" or self.combine == "multiplicative":
+        if self.gate in ("correct", "solved") or self.combine == "multiplicative":
             return True
         return self.method in GROUP_METHODS and self.among == "correct"
 
@@ -163,7 +163,7 @@ class CostPenalty(GroupReward):
             if self.method == "log_budget":
                 options["cap"] = self.cap
         penalty = normalized_cost(costs, correct, [s.group for s in samples], self.method, **options)
-        terms = penalty_term(penalty, correct, self.gate, self.combine)
+        terms = penalty_term(penalty, correct, self.gate, self.combine, [s.group for s in samples])
         rewards = [None if math.isnan(t) else 0.0 - t for t in terms]
         metrics[f"reward/{self.__name__}_mean"] = mean([t for t in terms if not math.isnan(t)])
         if self.reference is not None:

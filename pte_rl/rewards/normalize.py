@@ -28,6 +28,10 @@ Gating and combination (``c_i`` in {0, 1} the correctness, ``w`` the penalty wei
     gate "correct" (default)  g_i = c_i     only correct rollouts are penalised
     gate "all"                g_i = 1       every rollout is penalised
     gate "none"               g_i = 0       the cost is measured and logged, never penalised
+    gate "solved"             g_i = c_i * s_G   s_G = 1 when every rollout of the sample's group G is
+                                            graded correct, else 0: cost is priced only on prompts the
+                                            policy already solves on every sample, and a group with a
+                                            failure is trained on correctness alone
     additive         r_i = c_i - w * g_i * penalty_i
     multiplicative   r_i = c_i * (1 - w * penalty_i)        (gate "none" -> r_i = c_i)
 
@@ -49,7 +53,8 @@ from typing import Any
 
 METHODS = ("group_success_minmax", "group_rank", "group_zscore", "budget", "log_budget")
 GROUP_METHODS = METHODS[:3]
-GATES = ("correct", "all", "none")
+GATES = ("correct", "all", "none", "solved")
+GROUP_GATES = ("solved",)
 COMBINES = ("additive", "multiplicative")
 NAN = float("nan")
 MINMAX_EPS = 1e-6
@@ -235,7 +240,9 @@ def _budget_penalty(
 def gate_factor(correct: Any, gate: str, combine: str = "additive") -> float:
     """The factor multiplying a sample's penalty: ``g_i`` (additive) or ``c_i`` (multiplicative).
 
-    NaN when the correctness is unknown and matters (every gate but "all"/"none" additive).
+    NaN when the correctness is unknown and matters (every gate but "all"/"none" additive). For the
+    group gate "solved" this is the sample's own part (``c_i``); :func:`penalty_term` multiplies it by
+    the group's ``s_G``.
     """
     if gate not in GATES:
         raise ValueError(f"gate: expected one of {GATES}, got {gate!r}")
@@ -252,13 +259,44 @@ def gate_factor(correct: Any, gate: str, combine: str = "additive") -> float:
     return 1.0 if _success(correct) else 0.0
 
 
+def solved_groups(correct: Sequence[Any], group_ids: Sequence[Hashable]) -> set[Hashable]:
+    """The groups whose every rollout is graded correct (an ungraded rollout leaves its group unsolved).
+
+    >>> sorted(solved_groups([1, 1, 1, 0, None, 1], ["a", "a", "b", "b", "c", "c"]))
+    ['a']
+    """
+    if len(correct) != len(group_ids):
+        raise ValueError(
+            f"correct and group_ids must have the same length, got {len(correct)}, {len(group_ids)}"
+        )
+    failed = {g for ok, g in zip(correct, group_ids) if ok is None or _isnan(ok) or not _success(ok)}
+    return set(group_ids) - failed
+
+
 def penalty_term(
-    penalty: Sequence[float], correct: Sequence[Any], gate: str = "correct", combine: str = "additive"
+    penalty: Sequence[float],
+    correct: Sequence[Any],
+    gate: str = "correct",
+    combine: str = "additive",
+    group_ids: Sequence[Hashable] | None = None,
 ) -> list[float]:
-    """``g_i * penalty_i`` (or ``c_i * penalty_i``): what ``w`` multiplies. 0 where the factor is 0."""
+    """``g_i * penalty_i`` (or ``c_i * penalty_i``): what ``w`` multiplies. 0 where the factor is 0.
+
+    ``group_ids`` is needed by the group gate "solved" (and ignored by the others).
+
+    >>> penalty_term([0.0, 1.0, 0.0, 1.0], [1, 1, 1, 0], "solved", group_ids=["a", "a", "b", "b"])
+    [0.0, 1.0, 0.0, 0.0]
+    """
+    solved: set[Hashable] | None = None
+    if gate in GROUP_GATES:
+        if group_ids is None:
+            raise ValueError(f"gate {gate!r} needs group_ids")
+        solved = solved_groups(correct, group_ids)
     out = []
-    for pen, ok in zip(penalty, correct, strict=True):
+    for i, (pen, ok) in enumerate(zip(penalty, correct, strict=True)):
         factor = gate_factor(ok, gate, combine)
+        if solved is not None and not math.isnan(factor) and group_ids[i] not in solved:
+            factor = 0.0
         out.append(0.0 if factor == 0.0 else factor * float(pen) if pen is not None else NAN)
     return out
 
@@ -271,6 +309,7 @@ def utility(
     combine: str = "additive",
     *,
     strict_ordering: bool = True,
+    group_ids: Sequence[Hashable] | None = None,
 ) -> list[float]:
     """``r_i = c_i - w * g_i * penalty_i`` (additive) or ``c_i * (1 - w * penalty_i)`` (multiplicative).
 
@@ -283,7 +322,7 @@ def utility(
     if not math.isfinite(weight) or weight < 0 or (strict_ordering and weight >= 1):
         bound = "[0, 1)" if strict_ordering else "[0, inf)"
         raise ValueError(f"weight: expected a number in {bound}, got {weight!r}")
-    terms = penalty_term(penalty, correct, gate, combine)
+    terms = penalty_term(penalty, correct, gate, combine, group_ids)
     return [
         NAN if ok is None or _isnan(ok) else float(ok) - weight * term for ok, term in zip(correct, terms)
     ]
