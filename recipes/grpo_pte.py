@@ -52,6 +52,12 @@ class PTEScriptArguments:
     eval_samples: int = field(default=3, metadata={"help": "Samples per held-out problem."})
     eval_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the evaluation."})
     eval_at_start: bool = field(default=True, metadata={"help": "Also evaluate the starting policy (eval_start/)."})
+    correct_advantage_floor: float | None = field(
+        default=None,
+        metadata={"help": "If set (e.g. 0.0), a correct rollout's GRPO advantage is raised to at least this: an "
+                          "efficiency penalty then rewards cheaper correct rollouts and never pushes down a correct "
+                          "one (pte_rl.grpo_trainer)."},
+    )
     eval_only: bool = field(
         default=False,
         metadata={"help": "Do not train: evaluate output_dir/final (and the starting policy) again with the eval_* "
@@ -159,7 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     state.wait_for_everyone()
 
     # 6. GRPO with pte_rl's multi-turn rollout: exact per-turn token records reach the reward functions.
-    from trl import GRPOTrainer  # imported here: it takes ~45 s of CPU, which --eval_only does not need
+    # trl is imported here: it takes ~45 s of CPU, which --eval_only does not need.
+    from pte_rl.grpo_trainer import grpo_trainer_class
+
+    GRPOTrainer = grpo_trainer_class(script_args.correct_advantage_floor)
 
     metrics_callback = LocalMetricsCallback(output_dir, cost_model=cost_model)
     rollout_func = metrics_callback.observe(make_rollout_func(env, max_turns=script_args.max_turns))

@@ -79,3 +79,90 @@ def test_grpo_step_with_rollout_func(tmp_path, monkeypatch):
     assert logged["reward"] == pytest.approx(1.0)
     six = by_task["six-seven"]
     assert max(len(c) for c in seen["completion_ids"]) == six.turns[0].decode_tokens + six.turns[0].tool_tokens + six.turns[1].decode_tokens
+
+
+def test_floor_correct_advantages_by_hand():
+    import torch
+
+    from pte_rl.grpo_trainer import floor_correct_advantages
+
+    advantages = torch.tensor([-1.0, 0.5, -0.5, -2.0, -0.1])
+    correctness = torch.tensor([1.0, 1.0, 0.0, float("nan"), 0.75])
+    got, raised = floor_correct_advantages(advantages, correctness, 0.0)
+    assert got.tolist() == [0.0, 0.5, -0.5, -2.0, 0.0] and raised == 2  # incorrect and unscored: unchanged
+    got, raised = floor_correct_advantages(advantages, correctness, -0.5)
+    assert got.tolist() == pytest.approx([-0.5, 0.5, -0.5, -2.0, -0.1]) and raised == 1
+    per_token = torch.tensor([[-1.0, 0.25], [-1.0, -1.0]])
+    got, raised = floor_correct_advantages(per_token, torch.tensor([1.0, 0.0]), 0.0)
+    assert got.tolist() == [[0.0, 0.25], [-1.0, -1.0]] and raised == 1
+    with pytest.raises(ValueError, match="same length"):
+        floor_correct_advantages(advantages, torch.tensor([1.0]), 0.0)
+
+
+def test_grpo_step_with_a_floor_under_correct_advantages(tmp_path, monkeypatch):
+    """A real GRPOTrainer step: every rollout is correct, a cost reward ranks them, and the costly half
+    (negative advantage in plain GRPO) trains with advantage 0 instead."""
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from pte_rl import trl_rollout
+    from pte_rl.backends import TransformersBackend
+    from pte_rl.grpo_trainer import grpo_trainer_class
+    from pte_rl.rollout import make_rollout_func
+    from pte_rl.trajectory import Trajectory
+
+    tokenizer = build_byte_tokenizer()
+    model_dir = build_tiny_model(tmp_path / "model", tokenizer)
+    rows = {
+        "prompt": [[{"role": "system", "content": "Use tools."}, {"role": "user", "content": f"What is {q}?"}]
+                   for q in ("6*7", "9-2")],
+        "ground_truth": ["42", "7"],
+        "task_id": ["six-seven", "nine-two"],
+    }
+    env = Environment("scripted", Dataset.from_dict(rows), [calculator], NumberChecker(), max_turns=3)
+    force = ForceScript(tokenizer, SCRIPTS)
+    monkeypatch.setattr(trl_rollout, "TransformersBackend",
+                        lambda model, tok, eos_ids: TransformersBackend(model, tok, eos_ids, logits_processors=[force]))
+
+    def correctness(prompts, completions, completion_ids, trajectory, **kwargs):
+        return [1.0 if Trajectory.from_dict(t).correct else 0.0 for t in trajectory]
+
+    def cost(prompts, completions, completion_ids, trajectory, **kwargs):
+        return [-0.5 * (i % 2) for i in range(len(trajectory))]  # the second of each group pays
+
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False, gradient_checkpointing=False, max_steps=1,
+        per_device_train_batch_size=4, num_generations=2, max_completion_length=160, learning_rate=1e-4,
+        report_to="none", logging_steps=1, save_strategy="no", seed=0, shuffle_dataset=False,
+    )
+    seen: list = []
+
+    def trainer(floor):
+        base = grpo_trainer_class(floor)
+
+        class Recording(base):
+            def _generate_and_score_completions(self, inputs):
+                output = super()._generate_and_score_completions(inputs)
+                seen.append(output["advantages"].tolist())
+                return output
+
+        return Recording(model=str(model_dir), reward_funcs=[correctness, cost], args=args,
+                         train_dataset=env.dataset, processing_class=tokenizer, rollout_func=make_rollout_func(env))
+
+    plain = trainer(None)
+    assert type(plain).__mro__[1].__name__ == "GRPOTrainer"
+    plain.train()
+    floored = trainer(0.0)
+    floored.train()
+    assert floored.state.global_step == 1
+    assert [a for a in seen[0] if a < 0] and all(a > 0 for a in seen[0][0::2])  # plain GRPO: costly ones < 0
+    assert seen[1] == [pytest.approx(max(a, 0.0)) for a in seen[0]]
+    assert floored.state.log_history[0]["advantages/floored_frac"] == pytest.approx(0.5)
+
+    def named_otherwise(prompts, completions, completion_ids, trajectory, **kwargs):
+        return [1.0] * len(trajectory)
+
+    with pytest.raises(ValueError, match="named 'correctness'"):
+        grpo_trainer_class(0.0)(model=str(model_dir), reward_funcs=[named_otherwise], args=args,
+                                train_dataset=env.dataset, processing_class=tokenizer,
+                                rollout_func=make_rollout_func(env))
