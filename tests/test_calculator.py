@@ -84,3 +84,50 @@ def test_calculator_errors_reach_the_model_as_messages():
     (outcome,) = execute_calls(parsed, tools, timeout_s=5)
     assert outcome.content == "Error: division by zero" and outcome.error == "exception"
     assert [e.kind for e in outcome.events] == ["tool_error"]
+
+
+def test_parallel_calls_never_hit_the_ast_recursion_race():
+    """Threads at different stack depths, with garbage collections that run Python finalisers mid-parse:
+    without the parse lock CPython 3.11 raises "AST constructor recursion depth mismatch" here."""
+    import gc
+    import sys
+    import threading
+
+    class Cyclic:
+        def __del__(self):
+            sum(range(50))
+
+    def at_depth(k, fn):
+        return fn() if k == 0 else at_depth(k - 1, fn)
+
+    errors: list = []
+
+    def work(depth):
+        def once():
+            a, b = Cyclic(), Cyclic()
+            a.other, b.other = b, a  # cyclic garbage: only the collector frees it, running __del__
+            return calculator("(1+2)*(3+4)-(5*6)+(7-8)*(9+10)")
+
+        for _ in range(1500):
+            try:
+                out = at_depth(depth, once)
+            except Exception as exc:  # noqa: BLE001 - the race raises SystemError; any error fails the test
+                out = repr(exc)
+            if out != "-28":
+                errors.append(out)
+                return
+
+    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
+    sys.setswitchinterval(1e-6)
+    gc.set_threshold(50, 1, 1)
+    try:
+        threads = [threading.Thread(target=work, args=(depth,)) for depth in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        sys.setswitchinterval(interval)
+        gc.set_threshold(*thresholds)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []

@@ -16,12 +16,19 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import threading
 from fractions import Fraction
 
 from pte_rl.tools.common import ToolInputError
 
 MAX_EXPRESSION_CHARS = 2000
 MAX_BITS = 100_000
+
+# CPython 3.11 keeps the AST constructor's recursion depth in interpreter-wide state: two threads
+# inside ast.parse (the rollout runs tool calls in a thread pool, and a garbage collection that runs
+# a Python finaliser can switch threads mid-parse) raise "SystemError: AST constructor recursion
+# depth mismatch" on a well-formed expression. Parses are serialised; they take microseconds.
+_PARSE_LOCK = threading.Lock()
 
 _BINARY = {
     ast.Add: operator.add,
@@ -55,7 +62,8 @@ def evaluate(expression: str) -> Fraction:
         raise ToolInputError(f"expression is longer than {MAX_EXPRESSION_CHARS} characters")
     text = expression.replace("×", "*").replace("÷", "/").replace("−", "-").strip()
     try:
-        tree = ast.parse(text, mode="eval")
+        with _PARSE_LOCK:
+            tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise ToolInputError(f"cannot parse {expression!r}: {getattr(exc, 'msg', exc)}") from None
     try:
