@@ -83,5 +83,4 @@ def grpo_trainer_class(correct_advantage_floor: float | None = None, correctness
             self._metrics[mode]["advantages/floored_frac"].append(raised / max(n, 1))
             return output
 
-    FlooredGRPOTrainer.correct_advantage_floor = floor
     return FlooredGRPOTrainer

@@ -24,14 +24,13 @@ def _single_thread():
     yield from one_torch_thread()
 
 
-def test_grpo_step_with_rollout_func(tmp_path, monkeypatch):
+def _scripted_grpo(tmp_path, monkeypatch):
+    """A random tiny model forced to emit SCRIPTS, a two-prompt environment, and a one-step GRPOConfig."""
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     from pte_rl import trl_rollout
     from pte_rl.backends import TransformersBackend
-    from pte_rl.rollout import make_rollout_func
-    from pte_rl.trajectory import Trajectory
 
     tokenizer = build_byte_tokenizer()
     model_dir = build_tiny_model(tmp_path / "model", tokenizer)
@@ -47,7 +46,21 @@ def test_grpo_step_with_rollout_func(tmp_path, monkeypatch):
     force = ForceScript(tokenizer, SCRIPTS)
     monkeypatch.setattr(trl_rollout, "TransformersBackend",
                         lambda model, tok, eos_ids: TransformersBackend(model, tok, eos_ids, logits_processors=[force]))
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False, gradient_checkpointing=False, max_steps=1,
+        per_device_train_batch_size=4, num_generations=2, max_completion_length=160, learning_rate=1e-4,
+        report_to="none", logging_steps=1, save_strategy="no", seed=0, shuffle_dataset=False,
+    )
+    return tokenizer, model_dir, env, args
 
+
+def test_grpo_step_with_rollout_func(tmp_path, monkeypatch):
+    from trl import GRPOTrainer
+
+    from pte_rl.rollout import make_rollout_func
+    from pte_rl.trajectory import Trajectory
+
+    tokenizer, model_dir, env, args = _scripted_grpo(tmp_path, monkeypatch)
     seen: dict = {}
 
     def correct(prompts, completions, completion_ids, trajectory, ground_truth, task_id, prompt_id, **kwargs):
@@ -55,11 +68,6 @@ def test_grpo_step_with_rollout_func(tmp_path, monkeypatch):
                     completion_ids=completion_ids)
         return [1.0 if Trajectory.from_dict(t).correct else 0.0 for t in trajectory]
 
-    args = GRPOConfig(
-        output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False, gradient_checkpointing=False, max_steps=1,
-        per_device_train_batch_size=4, num_generations=2, max_completion_length=160, learning_rate=1e-4,
-        report_to="none", logging_steps=1, save_strategy="no", seed=0, shuffle_dataset=False,
-    )
     trainer = GRPOTrainer(model=str(model_dir), reward_funcs=[correct], args=args, train_dataset=env.dataset,
                           processing_class=tokenizer, rollout_func=make_rollout_func(env))
     trainer.train()
@@ -102,27 +110,11 @@ def test_floor_correct_advantages_by_hand():
 def test_grpo_step_with_a_floor_under_correct_advantages(tmp_path, monkeypatch):
     """A real GRPOTrainer step: every rollout is correct, a cost reward ranks them, and the costly half
     (negative advantage in plain GRPO) trains with advantage 0 instead."""
-    from datasets import Dataset
-    from trl import GRPOConfig
-
-    from pte_rl import trl_rollout
-    from pte_rl.backends import TransformersBackend
     from pte_rl.grpo_trainer import grpo_trainer_class
     from pte_rl.rollout import make_rollout_func
     from pte_rl.trajectory import Trajectory
 
-    tokenizer = build_byte_tokenizer()
-    model_dir = build_tiny_model(tmp_path / "model", tokenizer)
-    rows = {
-        "prompt": [[{"role": "system", "content": "Use tools."}, {"role": "user", "content": f"What is {q}?"}]
-                   for q in ("6*7", "9-2")],
-        "ground_truth": ["42", "7"],
-        "task_id": ["six-seven", "nine-two"],
-    }
-    env = Environment("scripted", Dataset.from_dict(rows), [calculator], NumberChecker(), max_turns=3)
-    force = ForceScript(tokenizer, SCRIPTS)
-    monkeypatch.setattr(trl_rollout, "TransformersBackend",
-                        lambda model, tok, eos_ids: TransformersBackend(model, tok, eos_ids, logits_processors=[force]))
+    tokenizer, model_dir, env, args = _scripted_grpo(tmp_path, monkeypatch)
 
     def correctness(prompts, completions, completion_ids, trajectory, **kwargs):
         return [1.0 if Trajectory.from_dict(t).correct else 0.0 for t in trajectory]
@@ -130,11 +122,6 @@ def test_grpo_step_with_a_floor_under_correct_advantages(tmp_path, monkeypatch):
     def cost(prompts, completions, completion_ids, trajectory, **kwargs):
         return [-0.5 * (i % 2) for i in range(len(trajectory))]  # the second of each group pays
 
-    args = GRPOConfig(
-        output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False, gradient_checkpointing=False, max_steps=1,
-        per_device_train_batch_size=4, num_generations=2, max_completion_length=160, learning_rate=1e-4,
-        report_to="none", logging_steps=1, save_strategy="no", seed=0, shuffle_dataset=False,
-    )
     seen: list = []
 
     def trainer(floor):

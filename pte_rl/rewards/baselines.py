@@ -44,7 +44,7 @@ from typing import Any
 
 from pte_rl.rewards.base import GroupReward, Sample, mean
 from pte_rl.rewards.functions import cost_metrics
-from pte_rl.rewards.normalize import GATES, gate_factor, solved_groups
+from pte_rl.rewards.normalize import GATES, gate_factors, solved_groups
 
 LENGTHS = ("generated_tokens", "completion_tokens")
 
@@ -289,11 +289,8 @@ class LinearPenalty(GroupReward):
 
     def score(self, samples: list[Sample]) -> tuple[list[float | None], dict[str, float | None]]:
         rewards: list[float | None] = []
-        solved = solved_groups([s.correct for s in samples], [s.group for s in samples])
-        for s in samples:
-            factor = gate_factor(s.correct, self.gate)
-            if self.gate == "solved" and not math.isnan(factor) and s.group not in solved:
-                factor = 0.0
+        factors = gate_factors([s.correct for s in samples], self.gate, group_ids=[s.group for s in samples])
+        for s, factor in zip(samples, factors):
             if factor == 0.0:
                 rewards.append(0.0)
             elif math.isnan(factor) or not math.isfinite(s.cost):

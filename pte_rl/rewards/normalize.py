@@ -273,6 +273,33 @@ def solved_groups(correct: Sequence[Any], group_ids: Sequence[Hashable]) -> set[
     return set(group_ids) - failed
 
 
+def gate_factors(
+    correct: Sequence[Any],
+    gate: str = "correct",
+    combine: str = "additive",
+    group_ids: Sequence[Hashable] | None = None,
+) -> list[float]:
+    """:func:`gate_factor` for every sample, with the group gate "solved" applied (``c_i * s_G``).
+
+    ``group_ids`` is needed by "solved" (and ignored by the other gates).
+
+    >>> gate_factors([1, 1, 1, 0], "solved", group_ids=["a", "a", "b", "b"])
+    [1.0, 1.0, 0.0, 0.0]
+    """
+    solved: set[Hashable] | None = None
+    if gate in GROUP_GATES:
+        if group_ids is None:
+            raise ValueError(f"gate {gate!r} needs group_ids")
+        solved = solved_groups(correct, group_ids)
+    factors = []
+    for i, ok in enumerate(correct):
+        factor = gate_factor(ok, gate, combine)
+        if solved is not None and not math.isnan(factor) and group_ids[i] not in solved:
+            factor = 0.0
+        factors.append(factor)
+    return factors
+
+
 def penalty_term(
     penalty: Sequence[float],
     correct: Sequence[Any],
@@ -287,18 +314,11 @@ def penalty_term(
     >>> penalty_term([0.0, 1.0, 0.0, 1.0], [1, 1, 1, 0], "solved", group_ids=["a", "a", "b", "b"])
     [0.0, 1.0, 0.0, 0.0]
     """
-    solved: set[Hashable] | None = None
-    if gate in GROUP_GATES:
-        if group_ids is None:
-            raise ValueError(f"gate {gate!r} needs group_ids")
-        solved = solved_groups(correct, group_ids)
-    out = []
-    for i, (pen, ok) in enumerate(zip(penalty, correct, strict=True)):
-        factor = gate_factor(ok, gate, combine)
-        if solved is not None and not math.isnan(factor) and group_ids[i] not in solved:
-            factor = 0.0
-        out.append(0.0 if factor == 0.0 else factor * float(pen) if pen is not None else NAN)
-    return out
+    factors = gate_factors(correct, gate, combine, group_ids)
+    return [
+        0.0 if factor == 0.0 else factor * float(pen) if pen is not None else NAN
+        for pen, factor in zip(penalty, factors, strict=True)
+    ]
 
 
 def utility(
