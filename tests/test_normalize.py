@@ -247,10 +247,14 @@ def test_solved_gate_of_the_group_penalties():
     minmax = _call(cost_penalty(cost="generated_tokens", gate="solved"), records, groups)
     assert minmax == approx([0.0, -0.5 / (1 + 5e-8), -1.0 / (1 + 5e-8), 0.0, 0.0, 0.0])
     assert cost_penalty(cost="generated_tokens", gate="solved").needs_correct
-    records = _records(calls=[1, 2, 1, 3], correct=[True, True, True, False])
-    otc = _call(otc_tool_reward(gate="solved"), records, ["a", "a", "b", "b"])
-    assert otc == approx([0.0, -(1 - math.sin(2 / 3 * math.pi)), 0.0, 0.0])  # b: correctness alone
-    assert _call(otc_tool_reward(gate="correct"), records, ["a", "a", "b", "b"])[2] == 0.0
+    records = _records(calls=[1, 2, 1, 2, 3], correct=[True, True, True, True, False])
+    groups = ["a", "a", "b", "b", "b"]
+    two_for_one = -(1 - math.sin(2 / 3 * math.pi))  # m = 2 against n = 1: f = 4/3
+    otc = _call(otc_tool_reward(gate="solved"), records, groups)
+    assert otc == approx([0.0, two_for_one, 0.0, 0.0, 0.0])  # b holds a failure: correctness alone
+    assert _call(otc_tool_reward(gate="correct"), records, groups) == approx(
+        [0.0, two_for_one, 0.0, two_for_one, 0.0]
+    )
     assert otc_tool_reward(gate="solved").config()["gate"] == "solved"
     with pytest.raises(ValueError, match="gate: expected 'correct' or 'solved'"):
         otc_tool_reward(gate="all")
