@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-BUILD_VERSION = 4
+BUILD_VERSION = 5
 CACHE_VARIABLE = "PTE_RL_CACHE"
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 TOOL_TOKENS = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
@@ -74,7 +74,7 @@ class TinyConfig:
     max_position_embeddings: int = 2048
     sft_examples: int = 3000
     """Scripted chats in the warm-start set."""
-    sft_steps: int = 2000
+    sft_steps: int = 3000
     batch_size: int = 32
     """Most chats in one warm-start batch."""
     batch_tokens: int = 4096
@@ -82,7 +82,7 @@ class TinyConfig:
     learning_rate: float = 4e-3
     warmup_steps: int = 20
     weight_decay: float = 0.01
-    copy_steps: int = 2400
+    copy_steps: int = 4000
     """Updates of the copy drill that runs before the warm start (0: none), see :func:`copy_drill`."""
     copy_batch_size: int = 32
     """Rows per copy-drill update."""
