@@ -20,6 +20,13 @@ and ``AutoTokenizer.from_pretrained`` load, built deterministically from ``TinyC
 Builds are cached under ``$PTE_RL_CACHE`` (default ``~/.cache/pte_rl``) as ``tiny-<hash>``, where the
 hash covers every setting, the environment file's text and :data:`BUILD_VERSION`; a build is written
 to a temporary directory and renamed into place, so a cache entry is complete or absent.
+
+The default settings' build ships with the package (:data:`SHIPPED_ROOT`, about 1 MB): on first use it
+is copied into the cache instead of being rebuilt, so every machine starts the default run from the
+policy the README's ablation measured (a rebuild is bit-identical on the CPU that made it, another
+policy on another CPU) and the first run does not spend ~20 minutes building. ``force`` rebuilds from
+the seed. A shipped build is used only under its own settings hash: a changed setting or environment
+file builds afresh (and a test fails until the shipped copy is rebuilt).
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ QWEN2_SPLIT = (
 )
 BUILD_INFO = "tiny_build.json"
 LOSS_MODES = ("predictable", "all", "assistant")
+SHIPPED_ROOT = Path(__file__).parent / "tiny_builds"
+"""Builds that ship with pte_rl, one directory ``tiny-<hash>`` each (the default settings' build)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,31 @@ def tiny_policy_path(config: TinyConfig | None = None) -> Path:
 def is_built(path: str | os.PathLike) -> bool:
     path = Path(path)
     return (path / BUILD_INFO).is_file() and (path / "config.json").is_file()
+
+
+def shipped_build(config: TinyConfig | None = None) -> Path | None:
+    """The build of ``config`` that ships with pte_rl (under :data:`SHIPPED_ROOT`), or None."""
+    key = settings_hash(config or TinyConfig())
+    path = SHIPPED_ROOT / f"tiny-{key}"
+    if not is_built(path):
+        return None
+    return path if json.loads((path / BUILD_INFO).read_text()).get("settings_hash") == key else None
+
+
+def _copy_into_place(source: Path, target: Path) -> None:
+    """Copy a build directory to ``target`` through a staging directory (complete or absent)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for item in source.iterdir():  # plain copies: the package's files may be read-only
+            if item.is_file():
+                shutil.copyfile(item, staging / item.name)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 # ---------------------------------------------------------------- data
@@ -532,14 +566,16 @@ def build_tiny_policy(
     out: str | os.PathLike | None = None,
     *,
     force: bool = False,
+    shipped: bool = True,
     log: Callable[[str], None] = print,
 ) -> Path:
     """Build (or reuse) the tiny policy and return its directory.
 
     ``out`` defaults to :func:`tiny_policy_path`. An existing complete build there is reused unless
-    ``force``; with ``out`` given, it is reused only when its recorded settings hash matches.
-    The build runs on ``config.threads`` torch threads (another count builds another policy, under
-    another cache key).
+    ``force``; with ``out`` given, it is reused only when its recorded settings hash matches. Failing
+    that, a build of the same settings that ships with pte_rl (:func:`shipped_build`) is copied there,
+    unless ``force`` or not ``shipped``; else the policy is built. The build runs on
+    ``config.threads`` torch threads (another count builds another policy, under another cache key).
     """
     import torch
 
@@ -552,6 +588,14 @@ def build_tiny_policy(
             log(f"tiny policy: reusing {target}")
             return target
         raise FileExistsError(f"{target}: holds a tiny policy built with other settings ({recorded}); pass force")
+    source = shipped_build(config) if shipped and not force else None
+    if source is not None:
+        _copy_into_place(source, target)
+        info = json.loads((source / BUILD_INFO).read_text())
+        log(f"tiny policy: {target} copied from the build that ships with pte_rl ({source.name}, built in "
+            f"{info.get('build_seconds')} s on {info.get('torch_threads')} thread(s); "
+            f"`pte-rl tiny build --force` rebuilds it here)")
+        return target
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:

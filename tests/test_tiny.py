@@ -274,3 +274,76 @@ def test_thread_count_is_part_of_the_settings(tmp_path, monkeypatch):
     assert info["torch_threads"] == 2 and info["config"]["threads"] == 2
     with pytest.raises(ValueError, match="threads"):
         TinyConfig(threads=0)
+
+
+def test_a_shipped_build_is_copied_into_the_cache_not_rebuilt(built, monkeypatch, tmp_path):
+    import shutil
+
+    config, path, _ = built
+    key = tiny.settings_hash(config)
+    shipped = tmp_path / "shipped"
+    shutil.copytree(path, shipped / f"tiny-{key}")
+    monkeypatch.setattr(tiny, "SHIPPED_ROOT", shipped)
+    monkeypatch.setenv(tiny.CACHE_VARIABLE, str(tmp_path / "cache"))
+    builds = []
+    monkeypatch.setattr(tiny, "_build", lambda config, key, target, log: builds.append(target) or target)
+
+    messages = []
+    target = build_tiny_policy(config, log=messages.append)
+    assert target == tiny.tiny_policy_path(config) and not builds
+    assert "ships with pte_rl" in messages[0] and f"tiny-{key}" in messages[0]
+    for name in ("model.safetensors", "tokenizer.json", "config.json", tiny.BUILD_INFO):
+        assert (target / name).read_bytes() == (path / name).read_bytes()
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
+    assert build_tiny_policy(config, log=messages.append) == target and "reusing" in messages[-1]
+
+    # --force and shipped=False build from the seed; so does a shipped copy recorded under another hash.
+    build_tiny_policy(config, force=True, log=lambda _: None)
+    build_tiny_policy(config, tmp_path / "own", shipped=False, log=lambda _: None)
+    assert builds == [target, tmp_path / "own"]
+    info = json.loads((shipped / f"tiny-{key}" / tiny.BUILD_INFO).read_text())
+    (shipped / f"tiny-{key}" / tiny.BUILD_INFO).write_text(json.dumps({**info, "settings_hash": "0" * 12}))
+    assert tiny.shipped_build(config) is None
+    build_tiny_policy(config, tmp_path / "stale", log=lambda _: None)
+    assert builds[-1] == tmp_path / "stale"
+
+
+def test_the_default_build_ships_with_the_current_settings_and_answers(tmp_path):
+    """The shipped copy must be the build of today's defaults and environment file: after a change to
+    either, rebuild it (docs/tiny.md, "The shipped build"). It must also be a trained policy: it answers held-out items through the real rollout."""
+    from dataclasses import asdict
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pte_rl.cost import CostModel
+    from pte_rl.env import load_environment
+    from pte_rl.evaluate import evaluate_policy
+
+    config = TinyConfig()
+    path = tiny.shipped_build(config)
+    assert path is not None, (f"no shipped build under {tiny.SHIPPED_ROOT} for the default settings "
+                              f"(tiny-{tiny.settings_hash(config)}): rebuild it, see docs/tiny.md")
+    info = json.loads((path / tiny.BUILD_INFO).read_text())
+    assert info["config"] == json.loads(json.dumps(asdict(config), default=str))
+    assert info["build_version"] == tiny.BUILD_VERSION and info["torch_threads"] == config.threads
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert sum(p.numel() for p in model.parameters()) == info["parameters"]
+    env = load_environment("arith")
+    summary = evaluate_policy(model, tokenizer, env, tmp_path / "eval", cost_model=CostModel(gamma=0.01),
+                              n=24, samples=1, temperature=0.7, seed=0)
+    assert summary["accuracy"] >= 0.9, summary
+
+
+def test_verify_shipped_compares_weights_and_tokenizer(built, tmp_path):
+    """benchmarks/verify_shipped_tiny.py's comparison: a build against itself and against another seed."""
+    from script_helpers import load_script
+
+    config, path, root = built
+    verify = load_script("benchmarks/verify_shipped_tiny.py", "verify_shipped_tiny")
+    same = verify.compare(path, build_tiny_policy(config, root / "b", log=lambda _: None))
+    assert same["identical"] and same["tokenizer_identical"]
+    assert all(t["max_abs_diff"] == 0.0 for t in same["tensors"].values())
+    other = verify.compare(path, build_tiny_policy(TinyConfig(**{**FAST, "seed": 1}), root / "c", log=lambda _: None))
+    assert not other["identical"]
+    assert any(t["max_abs_diff"] is None or t["max_abs_diff"] > 0 for t in other["tensors"].values())
