@@ -173,20 +173,24 @@ def shipped_build(config: TinyConfig | None = None) -> Path | None:
     return path if json.loads((path / BUILD_INFO).read_text()).get("settings_hash") == key else None
 
 
-def _copy_into_place(source: Path, target: Path) -> None:
-    """Copy a build directory to ``target`` through a staging directory (complete or absent)."""
+def _write_into_place(target: Path, fill: Callable[[Path], None]) -> None:
+    """``fill`` a staging directory beside ``target``, then rename it into place (complete or absent)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        for item in source.iterdir():  # plain copies: the package's files may be read-only
-            if item.is_file():
-                shutil.copyfile(item, staging / item.name)
+        fill(staging)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _copy_files(source: Path, staging: Path) -> None:
+    for item in source.iterdir():  # plain copies: the package's files may be read-only
+        if item.is_file():
+            shutil.copyfile(item, staging / item.name)
 
 
 # ---------------------------------------------------------------- data
@@ -590,7 +594,7 @@ def build_tiny_policy(
         raise FileExistsError(f"{target}: holds a tiny policy built with other settings ({recorded}); pass force")
     source = shipped_build(config) if shipped and not force else None
     if source is not None:
-        _copy_into_place(source, target)
+        _write_into_place(target, lambda staging: _copy_files(source, staging))
         info = json.loads((source / BUILD_INFO).read_text())
         log(f"tiny policy: {target} copied from the build that ships with pte_rl ({source.name}, built in "
             f"{info.get('build_seconds')} s on {info.get('torch_threads')} thread(s); "
@@ -631,26 +635,21 @@ def _build(config: TinyConfig, key: str, target: Path, log: Callable[[str], None
     copy_accuracy = copy_drill(model, tokenizer, config, log)
     losses = supervised_warm_start(model, data, config, log)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    info = {
+        "settings_hash": key, "build_version": BUILD_VERSION, "config": asdict(config),
+        "parameters": parameters, "vocab_size": len(tokenizer), "sft_loss": losses,
+        "copy_drill_accuracy": copy_accuracy,
+        "build_seconds": round(time.perf_counter() - started, 1),
+        "build_cpu_seconds": round(time.process_time() - cpu_started, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+    def save(staging: Path) -> None:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        info = {
-            "settings_hash": key, "build_version": BUILD_VERSION, "config": asdict(config),
-            "parameters": parameters, "vocab_size": len(tokenizer), "sft_loss": losses,
-            "copy_drill_accuracy": copy_accuracy,
-            "build_seconds": round(time.perf_counter() - started, 1),
-            "build_cpu_seconds": round(time.process_time() - cpu_started, 1),
-            "torch_threads": torch.get_num_threads(),
-        }
         (staging / BUILD_INFO).write_text(json.dumps(info, indent=2, default=str))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    _write_into_place(target, save)
     log(f"tiny policy: built {target} in {info['build_seconds']} s (final loss {losses[-1]:.4f})")
     return target
 
