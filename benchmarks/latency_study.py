@@ -46,10 +46,9 @@ def resolve_model(model: str | None, scratch: Path) -> tuple[Path, str, str | No
     if model:
         return Path(model), f"given: {model}", model
     try:
-        from pte_rl.tiny import TinyConfig, is_built, shipped_build, tiny_policy_path
+        from pte_rl.tiny import TinyConfig, is_built, tiny_policy_path
 
         path = tiny_policy_path(TinyConfig())
-        path = path if is_built(path) else shipped_build(TinyConfig()) or path
         if is_built(path):
             return path, f"embedded tiny policy ({path})", str(path)
     except (ImportError, OSError, ValueError) as exc:  # no tiny policy module or environment file

@@ -20,13 +20,6 @@ and ``AutoTokenizer.from_pretrained`` load, built deterministically from ``TinyC
 Builds are cached under ``$PTE_RL_CACHE`` (default ``~/.cache/pte_rl``) as ``tiny-<hash>``, where the
 hash covers every setting, the environment file's text and :data:`BUILD_VERSION`; a build is written
 to a temporary directory and renamed into place, so a cache entry is complete or absent.
-
-The default settings' build ships with the package (:data:`SHIPPED_ROOT`, about 1 MB): on first use it
-is copied into the cache instead of being rebuilt, so every machine starts the default run from the
-policy the README's ablation measured (a rebuild is bit-identical on the CPU that made it, another
-policy on another CPU) and the first run does not spend ~20 minutes building. ``force`` rebuilds from
-the seed. A shipped build is used only under its own settings hash: a changed setting or environment
-file builds afresh (and a test fails until the shipped copy is rebuilt).
 """
 
 from __future__ import annotations
@@ -55,8 +48,6 @@ QWEN2_SPLIT = (
 )
 BUILD_INFO = "tiny_build.json"
 LOSS_MODES = ("predictable", "all", "assistant")
-SHIPPED_ROOT = Path(__file__).parent / "tiny_builds"
-"""Builds that ship with pte_rl, one directory ``tiny-<hash>`` each (the default settings' build)."""
 
 
 @dataclass(frozen=True)
@@ -162,35 +153,6 @@ def tiny_policy_path(config: TinyConfig | None = None) -> Path:
 def is_built(path: str | os.PathLike) -> bool:
     path = Path(path)
     return (path / BUILD_INFO).is_file() and (path / "config.json").is_file()
-
-
-def shipped_build(config: TinyConfig | None = None) -> Path | None:
-    """The build of ``config`` that ships with pte_rl (under :data:`SHIPPED_ROOT`), or None."""
-    key = settings_hash(config or TinyConfig())
-    path = SHIPPED_ROOT / f"tiny-{key}"
-    if not is_built(path):
-        return None
-    return path if json.loads((path / BUILD_INFO).read_text()).get("settings_hash") == key else None
-
-
-def _write_into_place(target: Path, fill: Callable[[Path], None]) -> None:
-    """``fill`` a staging directory beside ``target``, then rename it into place (complete or absent)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        fill(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _copy_files(source: Path, staging: Path) -> None:
-    for item in source.iterdir():  # plain copies: the package's files may be read-only
-        if item.is_file():
-            shutil.copyfile(item, staging / item.name)
 
 
 # ---------------------------------------------------------------- data
@@ -570,16 +532,14 @@ def build_tiny_policy(
     out: str | os.PathLike | None = None,
     *,
     force: bool = False,
-    shipped: bool = True,
     log: Callable[[str], None] = print,
 ) -> Path:
     """Build (or reuse) the tiny policy and return its directory.
 
     ``out`` defaults to :func:`tiny_policy_path`. An existing complete build there is reused unless
-    ``force``; with ``out`` given, it is reused only when its recorded settings hash matches. Failing
-    that, a build of the same settings that ships with pte_rl (:func:`shipped_build`) is copied there,
-    unless ``force`` or not ``shipped``; else the policy is built. The build runs on
-    ``config.threads`` torch threads (another count builds another policy, under another cache key).
+    ``force``; with ``out`` given, it is reused only when its recorded settings hash matches.
+    The build runs on ``config.threads`` torch threads (another count builds another policy, under
+    another cache key).
     """
     import torch
 
@@ -592,14 +552,6 @@ def build_tiny_policy(
             log(f"tiny policy: reusing {target}")
             return target
         raise FileExistsError(f"{target}: holds a tiny policy built with other settings ({recorded}); pass force")
-    source = shipped_build(config) if shipped and not force else None
-    if source is not None:
-        _write_into_place(target, lambda staging: _copy_files(source, staging))
-        info = json.loads((source / BUILD_INFO).read_text())
-        log(f"tiny policy: {target} copied from the build that ships with pte_rl ({source.name}, built in "
-            f"{info.get('build_seconds')} s on {info.get('torch_threads')} thread(s); "
-            f"`pte-rl tiny build --force` rebuilds it here)")
-        return target
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -635,21 +587,26 @@ def _build(config: TinyConfig, key: str, target: Path, log: Callable[[str], None
     copy_accuracy = copy_drill(model, tokenizer, config, log)
     losses = supervised_warm_start(model, data, config, log)
 
-    info = {
-        "settings_hash": key, "build_version": BUILD_VERSION, "config": asdict(config),
-        "parameters": parameters, "vocab_size": len(tokenizer), "sft_loss": losses,
-        "copy_drill_accuracy": copy_accuracy,
-        "build_seconds": round(time.perf_counter() - started, 1),
-        "build_cpu_seconds": round(time.process_time() - cpu_started, 1),
-        "torch_threads": torch.get_num_threads(),
-    }
-
-    def save(staging: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        info = {
+            "settings_hash": key, "build_version": BUILD_VERSION, "config": asdict(config),
+            "parameters": parameters, "vocab_size": len(tokenizer), "sft_loss": losses,
+            "copy_drill_accuracy": copy_accuracy,
+            "build_seconds": round(time.perf_counter() - started, 1),
+            "build_cpu_seconds": round(time.process_time() - cpu_started, 1),
+            "torch_threads": torch.get_num_threads(),
+        }
         (staging / BUILD_INFO).write_text(json.dumps(info, indent=2, default=str))
-
-    _write_into_place(target, save)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     log(f"tiny policy: built {target} in {info['build_seconds']} s (final loss {losses[-1]:.4f})")
     return target
 

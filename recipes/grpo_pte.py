@@ -11,7 +11,7 @@
 Configuration follows TRL's conventions: `--config FILE.yaml` (default: recipes/configs/default.yaml),
 then `--key value` overrides of any field of `PTEScriptArguments` below or of TRL's `GRPOConfig`.
 
-Top to bottom: resolve the policy (copying or building the embedded tiny one if asked) -> load the environment ->
+Top to bottom: resolve the policy (building the embedded tiny one if asked) -> load the environment ->
 price it (gamma from the model config and a hardware profile) -> load the reward preset -> wire pte_rl's
 multi-turn `rollout_func` into TRL's `GRPOTrainer` -> evaluate on held-out problems before and after.
 """
@@ -33,7 +33,7 @@ class PTEScriptArguments:
     """What pte_rl adds to TRL's GRPOConfig. Every field can be set in the YAML or as `--field value`."""
 
     model_name_or_path: str = field(
-        default="tiny", metadata={"help": "A local model dir or hub name; `tiny` uses the embedded tiny policy (shipped, else built)."}
+        default="tiny", metadata={"help": "A local model dir or hub name; `tiny` builds the embedded tiny policy."}
     )
     tiny_dir: str | None = field(
         default=None, metadata={"help": "Where the tiny policy is cached (default: $PTE_RL_CACHE or ~/.cache/pte_rl)."}

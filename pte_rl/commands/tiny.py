@@ -4,8 +4,6 @@
     pte-rl tiny path  [--env arith] [--seed S] [--threads N]   # where the cached build lives (built or not)
 
 The directory printed last on stdout is the model path the recipe takes (``--model_name_or_path``).
-The default settings' build ships with pte_rl and is copied into the cache on first use; ``--force``
-builds from the seed instead (on one thread, about 20 minutes on a 2-core machine).
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if name == "build":
             action.add_argument("--out", default=None,
                                 help="output directory (default: $PTE_RL_CACHE or ~/.cache/pte_rl, tiny-<hash>)")
-            action.add_argument("--force", action="store_true", help="build from the seed even when a cached or shipped build matches")
+            action.add_argument("--force", action="store_true", help="rebuild even when a matching build exists")
             action.add_argument("--quiet", action="store_true", help="print only the directory")
         action.set_defaults(func=_run)
 
