@@ -6,6 +6,7 @@ import json
 import pickle
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
@@ -133,20 +134,42 @@ def test_math_no_answer_and_long_answer():
     assert long.correct is False and "longer than 1000" in long.reason
 
 
-def test_math_bounded_in_main_thread_and_in_other_threads(math_checker):
-    # A fresh expression cannot be parsed in a millisecond: the bound holds in both paths.
-    tiny = MathChecker(timeout_s=1e-3, text_first=False)
-    assert tiny.grade("\\boxed{x^7+3x^2-\\frac{y}{17}}", "x^7+3x^2-y/17").reason.startswith("timeout")
+def test_math_bounded_in_main_thread_and_in_other_threads(math_checker, monkeypatch):
+    # A check that does not end by itself (a busy loop, capped at 5 s so that a broken bound fails
+    # the test rather than hanging it) is cut off after 0.2 s in both paths.
+    from pte_rl.checkers import symbolic
+
+    stop = threading.Event()
+
+    def endless(*args):
+        end = time.monotonic() + 5
+        while not stop.is_set() and time.monotonic() < end:
+            pass
+        return "x", "finished: the bound did not cut the check off"
+
+    short = MathChecker(timeout_s=0.2, text_first=False)
+    math_checker.grade("\\boxed{1}", "1")  # math-verify imported and warm before the patch
+    monkeypatch.setattr(symbolic, "_math_equal", endless)
+    started = time.monotonic()
+    assert short.grade("\\boxed{x^7+3x^2-\\frac{y}{17}}", "x^7+3x^2-y/17").reason.startswith("timeout")
+    assert time.monotonic() - started < 4
     results: dict[str, CheckResult] = {}
 
     def worker() -> None:
-        results["tiny"] = tiny.grade("\\boxed{z^5-\\frac{w}{13}}", "z^5-w/13")
-        results["full"] = math_checker.grade("\\boxed{\\frac{2}{4}}", "0.5")
+        results["short"] = short.grade("\\boxed{z^5-\\frac{w}{13}}", "z^5-w/13")
 
     thread = threading.Thread(target=worker)
+    started = time.monotonic()
     thread.start()
     thread.join(120)
-    assert results["tiny"].reason.startswith("timeout")
+    stop.set()  # the abandoned watchdog thread ends
+    assert results["short"].reason.startswith("timeout")
+    assert time.monotonic() - started < 4
+    monkeypatch.undo()
+    # The real check in another thread, within the bound.
+    thread = threading.Thread(target=lambda: results.update(full=math_checker.grade("\\boxed{\\frac{2}{4}}", "0.5")))
+    thread.start()
+    thread.join(120)
     assert results["full"].correct is True
 
 
