@@ -265,8 +265,8 @@ def test_default_build_learns_the_scripted_chats(tmp_path):
 def test_thread_count_is_part_of_the_settings(tmp_path, monkeypatch):
     """Another thread count rounds differently and builds another policy: it gets its own cache entry."""
     monkeypatch.setenv(tiny.CACHE_VARIABLE, str(tmp_path))
-    assert TinyConfig().threads == 1
-    one, two = TinyConfig(**FAST), TinyConfig(**{**FAST, "threads": 2})
+    assert TinyConfig().threads == 2
+    one, two = TinyConfig(**{**FAST, "threads": 1}), TinyConfig(**FAST)
     assert tiny.settings_hash(one) != tiny.settings_hash(two)
     path = build_tiny_policy(two, log=lambda _: None)
     assert path == tiny.tiny_policy_path(two)

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and the batch order")
         action.add_argument("--steps", type=int, default=None, help="warm-start steps (default: the built-in setting)")
         action.add_argument("--threads", type=int, default=None,
-                            help="torch threads of the build (default 1; another count builds another policy)")
+                            help="torch threads of the build (default 2; another count builds another policy)")
         if name == "build":
             action.add_argument("--out", default=None,
                                 help="output directory (default: $PTE_RL_CACHE or ~/.cache/pte_rl, tiny-<hash>)")
