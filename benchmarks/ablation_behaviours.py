@@ -28,7 +28,7 @@ def item_levels(run: Path) -> dict[str, int]:
     """task_id -> level over the held-out split of the run's own `arith` environment."""
     import yaml
 
-    from pte_rl.env import load_environment
+    from pte_rl.rollout.env import load_environment
 
     config = yaml.safe_load((run / "config.yaml").read_text())
     if config.get("env_name", "arith") != "arith":
@@ -38,8 +38,8 @@ def item_levels(run: Path) -> dict[str, int]:
 
 
 def tally(run_dirs: list[Path], split: str = "eval") -> dict:
-    from pte_rl.jsonl import iter_trajectories
-    from pte_rl.tiny import environment_module
+    from pte_rl.pricing.jsonl import iter_trajectories
+    from pte_rl.tiny.build import environment_module
 
     arith = environment_module("arith")
     counts: dict = defaultdict(lambda: defaultdict(lambda: [0, 0]))
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, row in rows.items():
             print(f"  {key:<16}{row['n']:>6}{row['share']:>8.2f}{row['accuracy']:>9.3f}")
     if args.out:
-        from pte_rl.jsonl import write_atomic
+        from pte_rl.pricing.jsonl import write_atomic
 
         write_atomic(args.out, [json.dumps(table, indent=2) + "\n"])
         print(f"wrote {args.out}")

@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pte_rl.env import load_environment
-    from pte_rl.tiny import TinyConfig, build_tiny_policy, environment_module, renderable
+    from pte_rl.rollout.env import load_environment
+    from pte_rl.tiny.build import TinyConfig, build_tiny_policy, environment_module, renderable
 
     torch.set_num_threads(args.threads)
     model_dir = args.model or str(build_tiny_policy(TinyConfig()))

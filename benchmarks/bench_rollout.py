@@ -2,7 +2,7 @@
 
     python benchmarks/bench_rollout.py [--episodes 8] [--hidden 256] [--layers 4] [--out bench_rollout.json]
 
-1. Overhead. A small random Qwen2 generates on CPU through :class:`pte_rl.backends.TransformersBackend`;
+1. Overhead. A small random Qwen2 generates on CPU through :class:`pte_rl.rollout.backends.TransformersBackend`;
    its outputs are replaced by scripted turns (two calculator calls, then an answer) so that every
    episode runs the full loop: decode, parse, execute, render the suffix through the chat template,
    tokenise, bookkeeping, grading. The model decodes exactly as many tokens as each scripted turn has,
@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 
 from pte_rl import tools as tools_module
-from pte_rl.backends import Generation, SamplingConfig, TransformersBackend
+from pte_rl.rollout.backends import Generation, SamplingConfig, TransformersBackend
 from pte_rl.checkers import NumberChecker
-from pte_rl.rollout import RolloutConfig, TaskInfo, run_rollouts
+from pte_rl.rollout.loop import RolloutConfig, TaskInfo, run_rollouts
 from pte_rl.tools import calculator
 
 CALL = '<tool_call>\n{{"name": "{name}", "arguments": {arguments}}}\n</tool_call>'

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pte_rl.commands.score import score_rows, summarize
-from pte_rl.cost import ATTENTION_MODES, CACHE_POLICIES, CostModel, TurnTable, pte_batch
-from pte_rl.jsonl import iter_trajectories, write_jsonl
-from pte_rl.trajectory import Trajectory, Turn
+from pte_rl.cli.score import score_rows, summarize
+from pte_rl.pricing.cost import ATTENTION_MODES, CACHE_POLICIES, CostModel, TurnTable, pte_batch
+from pte_rl.pricing.jsonl import iter_trajectories, write_jsonl
+from pte_rl.pricing.trajectory import Trajectory, Turn
 
 GAMMA = 0.00329  # Qwen2.5-7B on H100 PCIe, the paper's Table 3
 

@@ -30,11 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pte_rl.calibrate import calibrate, calibration_record, datasheet_gamma, save_calibration
-from pte_rl.commands.calibrate import format_fits
-from pte_rl.latency import ShapeRanges
-from pte_rl.latency_report import run_study, write_report
-from pte_rl.replay import TransformersEngine
+from pte_rl.studies.calibrate import calibrate, calibration_record, datasheet_gamma, save_calibration
+from pte_rl.cli.calibrate import format_fits
+from pte_rl.studies.latency import ShapeRanges
+from pte_rl.studies.latency_report import run_study, write_report
+from pte_rl.studies.replay import TransformersEngine
 
 # Study shapes sized for a 2048-position tiny model on a CPU budget of a few minutes.
 RANGES = ShapeRanges(extra_context_long=(200, 500), turns_few=(1, 2), turns_many=(4, 6), tool_short=(5, 40),
@@ -46,7 +46,7 @@ def resolve_model(model: str | None, scratch: Path) -> tuple[Path, str, str | No
     if model:
         return Path(model), f"given: {model}", model
     try:
-        from pte_rl.tiny import TinyConfig, is_built, tiny_policy_path
+        from pte_rl.tiny.build import TinyConfig, is_built, tiny_policy_path
 
         path = tiny_policy_path(TinyConfig())
         if is_built(path):
@@ -56,7 +56,7 @@ def resolve_model(model: str | None, scratch: Path) -> tuple[Path, str, str | No
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from pte_rl.tiny import TinyConfig
+    from pte_rl.tiny.build import TinyConfig
 
     shape = TinyConfig()
     torch.manual_seed(0)

@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 def scripted_costs(module, env, tokenizer, gamma: float) -> dict:
     """PTE and generated tokens of every scripted behaviour on a few held-out items (exact, no sampling)."""
-    from pte_rl.cost import pte
-    from pte_rl.jsonl import TemplateCounter, parse_record
+    from pte_rl.pricing.cost import pte
+    from pte_rl.pricing.jsonl import TemplateCounter, parse_record
 
     counter = TemplateCounter(tokenizer)
     rows = env.eval_dataset
@@ -63,7 +63,7 @@ def copy_accuracy(module, env, model, tokenizer, n: int) -> dict:
     """Teacher-forced argmax accuracy on copied digits, per behaviour: tool-call arguments and answers."""
     import torch
 
-    from pte_rl.tiny import renderable
+    from pte_rl.tiny.build import renderable
 
     schemas = env.tool_schemas()
     counts: dict = defaultdict(lambda: [0, 0])
@@ -116,7 +116,7 @@ def answer_accuracy(module, env, model, tokenizer, n: int, samples: int, tempera
     """
     import torch
 
-    from pte_rl.tiny import renderable
+    from pte_rl.tiny.build import renderable
 
     schemas = env.tool_schemas()
     counts: dict = defaultdict(lambda: [0, 0])
@@ -150,7 +150,7 @@ def answer_accuracy(module, env, model, tokenizer, n: int, samples: int, tempera
 
 def _report_lines(env) -> int:
     """The environment's report length: its own option, else arith's default."""
-    from pte_rl.tiny import environment_module
+    from pte_rl.tiny.build import environment_module
 
     default = environment_module("arith").DEFAULT_REPORT_LINES
     return dict(env.source[1]).get("report_lines", default) if env.source else default
@@ -164,8 +164,8 @@ def sample(model_dir: Path, env, temperature: float, n: int, samples: int, batch
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pte_rl.backends import SamplingConfig, TransformersBackend
-    from pte_rl.rollout import RolloutConfig, TaskInfo, run_rollouts
+    from pte_rl.rollout.backends import SamplingConfig, TransformersBackend
+    from pte_rl.rollout.loop import RolloutConfig, TaskInfo, run_rollouts
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
@@ -187,7 +187,7 @@ def sample(model_dir: Path, env, temperature: float, n: int, samples: int, batch
 
 
 def summarise(module, sampled: list, gamma: float) -> dict:
-    from pte_rl.cost import pte
+    from pte_rl.pricing.cost import pte
 
     groups: dict = defaultdict(list)
     for row, trajectory in sampled:
@@ -257,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from pte_rl.env import load_environment
-    from pte_rl.tiny import BUILD_INFO, TinyConfig, build_tiny_policy, environment_module
+    from pte_rl.rollout.env import load_environment
+    from pte_rl.tiny.build import BUILD_INFO, TinyConfig, build_tiny_policy, environment_module
 
     torch.set_num_threads(args.threads or min(8, os.cpu_count() or 1))
     start, cpu_start = time.perf_counter(), time.process_time()

@@ -56,7 +56,7 @@ class PTEScriptArguments:
         default=None,
         metadata={"help": "If set (e.g. 0.0), a correct rollout's GRPO advantage is raised to at least this: an "
                           "efficiency penalty then rewards cheaper correct rollouts and never pushes down a correct "
-                          "one (pte_rl.grpo_trainer)."},
+                          "one (pte_rl.training.trainer)."},
     )
     eval_only: bool = field(
         default=False,
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     script_args, training_args = parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
-    from pte_rl.logging import init_wandb_env
+    from pte_rl.training.tracking import init_wandb_env
 
     init_wandb_env(training_args.report_to, training_args.output_dir)
 
@@ -86,14 +86,14 @@ def main(argv: list[str] | None = None) -> None:
     from accelerate import PartialState
     from transformers import AutoTokenizer
 
-    from pte_rl.cost import CostModel
-    from pte_rl.env import load_environment
-    from pte_rl.evaluate import evaluate_policy
-    from pte_rl.gamma import resolve_gamma
-    from pte_rl.logging import LocalMetricsCallback, save_resolved_config
+    from pte_rl.pricing.cost import CostModel
+    from pte_rl.rollout.env import load_environment
+    from pte_rl.training.evaluate import evaluate_policy
+    from pte_rl.pricing.gamma import resolve_gamma
+    from pte_rl.training.tracking import LocalMetricsCallback, save_resolved_config
     from pte_rl.rewards import load_preset
-    from pte_rl.tiny import TinyConfig, build_tiny_policy
-    from pte_rl.trl_rollout import make_rollout_func
+    from pte_rl.tiny.build import TinyConfig, build_tiny_policy
+    from pte_rl.rollout.trl_driver import make_rollout_func
 
     state = PartialState()
     output_dir = Path(training_args.output_dir)
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # 6. GRPO with pte_rl's multi-turn rollout: exact per-turn token records reach the reward functions.
     # trl is imported here: it takes ~45 s of CPU, which --eval_only does not need.
-    from pte_rl.grpo_trainer import grpo_trainer_class
+    from pte_rl.training.trainer import grpo_trainer_class
 
     GRPOTrainer = grpo_trainer_class(script_args.correct_advantage_floor)
 

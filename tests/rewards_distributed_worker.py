@@ -25,7 +25,7 @@ from pte_rl.rewards import (
     pte_reward,
 )
 from pte_rl.rewards.distributed import gather_samples, world
-from pte_rl.trajectory import ToolCall, Trajectory, Turn
+from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 GAMMA = 0.01
 # (context, decode, calls, correct, task): group a has six rollouts, group b two

@@ -97,7 +97,7 @@ class ScriptedBackend:
         return next(k for k in self.scripts if k in text)
 
     def generate(self, prompts, max_tokens, sampling):
-        from pte_rl.backends import Generation
+        from pte_rl.rollout.backends import Generation
 
         out = []
         for prompt, limit in zip(prompts, max_tokens):

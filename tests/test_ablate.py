@@ -1,4 +1,4 @@
-"""pte_rl.ablate / `pte-rl ablate`: the run plan, command lines, skipping, resuming, locking, the sweep file.
+"""pte_rl.studies.ablate / `pte-rl ablate`: the run plan, command lines, skipping, resuming, locking, the sweep file.
 
 End to end with a fake recipe: a small script that takes the real recipe's arguments, writes what a run
 directory holds (config.yaml, metrics.jsonl, checkpoint-N, eval/summary.json) and can crash once."""
@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pte_rl.ablate import RunSpec, _Lock, latest_checkpoint, penalty_weight_key, plan_runs
-from pte_rl.cli import CLIError, main
+from pte_rl.studies.ablate import RunSpec, _Lock, latest_checkpoint, penalty_weight_key, plan_runs
+from pte_rl.cli import main
+from pte_rl.errors import InputError as CLIError
 
 REPO = Path(__file__).resolve().parent.parent
 PY = shlex.quote(sys.executable)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pte_rl.env import load_environment
-from pte_rl.tiny import environment_module
+from pte_rl.rollout.env import held_out, load_environment
+from pte_rl.tiny.build import environment_module
 from pte_rl.tools import ToolInputError, Toolset, parse_tool_calls
 
 arith = environment_module("arith")
@@ -63,8 +63,8 @@ def test_train_and_eval_are_disjoint_for_every_seed(env):
     assert not set(other.dataset["task_id"]) & set(env.eval_dataset["task_id"])
     # The held-out items do not depend on the training seed.
     assert other.eval_dataset["task_id"] == env.eval_dataset["task_id"]
-    assert all(arith.is_held_out(e, 0.2) for e in env.eval_dataset["expression"])
-    assert not any(arith.is_held_out(e, 0.2) for e in env.dataset["expression"])
+    assert all(held_out(e, 0.2, seed=None) for e in env.eval_dataset["expression"])
+    assert not any(held_out(e, 0.2, seed=None) for e in env.dataset["expression"])
 
 
 def test_rows_have_the_contract_columns(env):
@@ -154,7 +154,7 @@ def test_scripted_mixture_and_labels():
     wasteful = sum(not ((r["behaviour"] == "direct") or (r["behaviour"] == "call" and r["level"] > 1))
                    for r in records)
     assert 0.55 < wasteful / len(records) < 0.85
-    assert not any(arith.is_held_out(r["task_id"].removeprefix("arith-"), 0.2) for r in records)
+    assert not any(held_out(r["task_id"].removeprefix("arith-"), 0.2, seed=None) for r in records)
     # The warm start draws more hard items than the task (SCRIPTED_LEVEL_WEIGHTS), unless told otherwise.
     hard = sum(r["level"] > 1 for r in records) / len(records)
     assert abs(hard - sum(arith.SCRIPTED_LEVEL_WEIGHTS[1:])) < 0.06 and hard > sum(arith.DEFAULT_LEVEL_WEIGHTS[1:]) + 0.1

@@ -1,4 +1,4 @@
-"""pte_rl.calibrate and pte_rl.replay: the cost fit, profiles, the engines (real tiny model, fake vLLM)."""
+"""pte_rl.studies.calibrate and pte_rl.studies.replay: the cost fit, profiles, the engines (real tiny model, fake vLLM)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pte_rl import replay as replay_module
-from pte_rl.calibrate import (
+from pte_rl.studies import replay as replay_module
+from pte_rl.studies.calibrate import (
     CostFit,
     calibrate,
     calibration_record,
@@ -20,7 +20,7 @@ from pte_rl.calibrate import (
     measure_grid,
     save_calibration,
 )
-from pte_rl.replay import TransformersEngine, VLLMEngine, make_engine
+from pte_rl.studies.replay import TransformersEngine, VLLMEngine, make_engine
 
 CONTEXTS = [64, 256, 1024, 2048]
 DECODES = [4, 16, 64, 128]
@@ -188,8 +188,8 @@ def synthetic_calibration(monkeypatch):
 
 
 def test_profile_saved_by_name_loads_through_hardware_and_gamma(monkeypatch, tmp_path):
-    from pte_rl.gamma import resolve_gamma
-    from pte_rl.hardware import list_profiles, load_profile
+    from pte_rl.pricing.gamma import resolve_gamma
+    from pte_rl.pricing.hardware import list_profiles, load_profile
 
     monkeypatch.setenv("PTE_RL_PROFILE_DIR", str(tmp_path / "profiles"))
     result = synthetic_calibration(monkeypatch)
@@ -210,7 +210,7 @@ def test_profile_saved_by_name_loads_through_hardware_and_gamma(monkeypatch, tmp
 
 
 def test_profile_written_to_a_path_keeps_its_record_beside_it(monkeypatch, tmp_path):
-    from pte_rl.hardware import load_profile
+    from pte_rl.pricing.hardware import load_profile
 
     result = synthetic_calibration(monkeypatch)
     profile_path, record_path = save_calibration(calibration_record(result, "x"), out=tmp_path / "box.json")
@@ -278,7 +278,7 @@ def test_transformers_engine_rejects_shapes_beyond_the_model(tiny_model_dir):
 
 def test_a_tiny_real_calibration_runs_and_the_cli_saves_a_loadable_profile(tiny_model_dir, tmp_path, monkeypatch):
     from pte_rl.cli import main
-    from pte_rl.hardware import load_profile
+    from pte_rl.pricing.hardware import load_profile
 
     engine = TransformersEngine(tiny_model_dir)
     points = measure_grid(engine, [8, 256], [1, 8], 2, repeats=1)

@@ -12,8 +12,8 @@ from conftest import count_tokens
 from test_jsonl import GENERATION_PROMPT, HEADER, TOOL0, TURN0, TURN1, chat
 
 from pte_rl.cli import main
-from pte_rl.commands.score import ROW_FIELDS
-from pte_rl.gamma import compute_gamma
+from pte_rl.cli.score import ROW_FIELDS
+from pte_rl.pricing.gamma import compute_gamma
 
 LLAMA_CONFIG = {
     "model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,

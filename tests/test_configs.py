@@ -12,7 +12,7 @@ from script_helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 YAML_FILES = sorted(
-    p for folder in ("recipes", "rewards", "launch") for p in (REPO / folder).rglob("*.yaml")
+    p for folder in ("recipes", "pte_rl/rewards/presets", "launch") for p in (REPO / folder).rglob("*.yaml")
 )
 
 
@@ -22,7 +22,7 @@ def _recipe_module():
 
 def test_the_repo_has_configs_of_every_kind():
     folders = {p.relative_to(REPO).parts[0] for p in YAML_FILES}
-    assert folders == {"recipes", "rewards", "launch"}
+    assert folders == {"recipes", "pte_rl", "launch"}
     assert (REPO / "recipes" / "configs" / "default.yaml") in YAML_FILES
 
 
@@ -58,7 +58,7 @@ def test_eval_only_evaluates_a_finished_run_again(tmp_path: Path):
     """`--eval_only true` rewrites eval/ and eval_start/ with the eval_* settings and trains nothing."""
     import shutil
 
-    from pte_rl.tiny import TinyConfig, build_tiny_policy
+    from pte_rl.tiny.build import TinyConfig, build_tiny_policy
 
     toy = TinyConfig(sft_examples=16, tokenizer_examples=16, sft_steps=1, hidden_size=16, num_layers=1, num_heads=2,
                      num_kv_heads=1, intermediate_size=32, vocab_size=320, copy_steps=1, copy_batch_size=2)

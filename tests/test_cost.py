@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pte_rl.cost import (
+from pte_rl.pricing.cost import (
     ATTENTION_MODES,
     CACHE_POLICIES,
     CostModel,
@@ -17,7 +17,7 @@ from pte_rl.cost import (
     token_totals,
     turn_costs,
 )
-from pte_rl.trajectory import Trajectory, Turn
+from pte_rl.pricing.trajectory import Trajectory, Turn
 
 # Three turns; between them tool responses of 30 and 40 tokens are appended.
 #   turn 0: context 100, decode 20, engine reported 0 cached

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pte_rl.env import DATA_DIR_VARIABLE, Environment, load_environment, repo_root, resolve_environment
+from pte_rl.rollout.env import DATA_DIR_VARIABLE, Environment, default_data_dir, load_environment, resolve_environment
 
-DATA_DIR = Path(os.environ.get(DATA_DIR_VARIABLE) or repo_root().parent / "shared" / "data")
+DATA_DIR = default_data_dir()
 needs_data = pytest.mark.skipif(not (DATA_DIR / "math500.jsonl").is_file(), reason=f"no benchmark files in {DATA_DIR}")
 
 TINY_ENV = '''
 from datasets import Dataset
-from pte_rl.env import Environment
+from pte_rl.rollout.env import Environment
 
 
 def echo(text: str) -> str:

@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from pte_rl.gamma import DEFAULT_CONTEXT_TOKENS, compute_gamma, gamma_formula, parse_params, resolve_gamma
-from pte_rl.hardware import (
+from pte_rl.pricing.gamma import DEFAULT_CONTEXT_TOKENS, compute_gamma, gamma_formula, parse_params, resolve_gamma
+from pte_rl.pricing.hardware import (
     BUILTIN_PROFILES,
     HardwareError,
     HardwareProfile,
@@ -19,7 +19,7 @@ from pte_rl.hardware import (
     register_profile,
     save_profile,
 )
-from pte_rl.model_config import ConfigError, estimate_active_params, model_shape
+from pte_rl.pricing.model_config import ConfigError, estimate_active_params, model_shape
 
 # ---- config.json contents of the public models (the fields gamma reads, real field names) ----
 QWEN25_7B = {
@@ -386,7 +386,7 @@ def test_bad_profile_files(tmp_path, content: str, message: str) -> None:
 
 
 def test_save_register_and_load_by_name(tmp_path, monkeypatch) -> None:
-    from pte_rl import hardware
+    from pte_rl.pricing import hardware
 
     monkeypatch.setenv("PTE_RL_PROFILE_DIR", str(tmp_path))
     monkeypatch.setattr(hardware, "_REGISTRY", {})

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import count_tokens
 
-from pte_rl.jsonl import (
+from pte_rl.pricing.jsonl import (
     FormatError,
     TemplateCounter,
     iter_trajectories,
@@ -123,7 +123,7 @@ def test_template_renders_like_qwen25(tiny_tokenizer_dir: Path) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
-    from pte_rl.jsonl import _renderable
+    from pte_rl.pricing.jsonl import _renderable
 
     messages = _renderable(chat(usage=False)["messages"])
     full = tokenizer.apply_chat_template(messages, tools=[PYTHON_TOOL], tokenize=False)

@@ -1,4 +1,4 @@
-"""pte_rl.latency and pte_rl.latency_report: correlations, shapes, replay, the study end to end."""
+"""pte_rl.studies.latency and pte_rl.studies.latency_report: correlations, shapes, replay, the study end to end."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pte_rl.calibrate import fit_costs
-from pte_rl.cost import pte
-from pte_rl.latency import (
+from pte_rl.studies.calibrate import fit_costs
+from pte_rl.pricing.cost import pte
+from pte_rl.studies.latency import (
     ShapeRanges,
     cost_metrics,
     pearson,
@@ -22,8 +22,8 @@ from pte_rl.latency import (
     spearman,
     synthesise_trajectories,
 )
-from pte_rl.replay import TurnTiming
-from pte_rl.trajectory import ToolCall, Trajectory, Turn
+from pte_rl.studies.replay import TurnTiming
+from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 # ------------------------------------------------------------------------- correlations, by hand
 
@@ -89,7 +89,7 @@ def test_prompt_lengths_are_the_environment_prompts_under_the_chat_template(tiny
     from conftest import count_tokens
     from transformers import AutoTokenizer
 
-    from pte_rl.env import load_environment
+    from pte_rl.rollout.env import load_environment
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
     lengths = prompt_lengths_from_envs(["arith"], tokenizer, limit=5)
@@ -180,8 +180,8 @@ SMALL = ShapeRanges(extra_context_long=(20, 40), turns_few=(1, 1), turns_many=(2
 
 
 def test_study_end_to_end_on_a_tiny_model(tiny_model_dir, tmp_path):
-    from pte_rl.latency_report import run_study, write_report
-    from pte_rl.replay import TransformersEngine
+    from pte_rl.studies.latency_report import run_study, write_report
+    from pte_rl.studies.replay import TransformersEngine
 
     engine = TransformersEngine(tiny_model_dir)
     result = run_study(engine, model=str(tiny_model_dir), envs=[], n=8, concurrency=[2, 1], repeats=2,

@@ -1,4 +1,4 @@
-"""pte_rl.metrics / pte_rl.logging: batch metrics by hand, sample tables, W&B offline without a key,
+"""pte_rl.training.metrics / pte_rl.training.tracking: batch metrics by hand, sample tables, W&B offline without a key,
 metrics.jsonl (and its truncation on resume), plots."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from pte_rl.cost import CostModel
-from pte_rl.logging import (
+from pte_rl.pricing.cost import CostModel
+from pte_rl.training.tracking import (
     MetricsRecorder,
     batch_metrics,
     has_wandb_credentials,
@@ -25,8 +25,8 @@ from pte_rl.logging import (
     truncate_after,
     wants_wandb,
 )
-from pte_rl.metrics import table_rows
-from pte_rl.trajectory import ToolCall, Trajectory, Turn
+from pte_rl.training.metrics import table_rows
+from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 MODEL = CostModel(gamma=0.01)
 
@@ -199,7 +199,7 @@ def test_init_wandb_env_keeps_keys_and_user_modes(clean_wandb_env, monkeypatch, 
 
 WANDB_SCRIPT = """
 import sys
-from pte_rl.logging import init_wandb_env
+from pte_rl.training.tracking import init_wandb_env
 mode = init_wandb_env(["wandb"], sys.argv[1])
 import wandb
 run = wandb.init(name="no-key")
@@ -323,7 +323,7 @@ def test_pattern_plots_and_eval_keys(tmp_path):
         }
         for s in (1, 2, 3)
     ]
-    from pte_rl.plots import training_plots
+    from pte_rl.training.plots import training_plots
 
     written = training_plots(records, tmp_path / "plots")
     assert [p.name for p in written] == ["patterns.png"]
@@ -334,7 +334,7 @@ def test_pattern_plots_and_eval_keys(tmp_path):
 def test_local_metrics_callback_is_a_trainer_callback(tmp_path, no_patterns):
     from transformers.trainer_callback import CallbackHandler, TrainerCallback, TrainerControl, TrainerState
 
-    from pte_rl.logging import LocalMetricsCallback
+    from pte_rl.training.tracking import LocalMetricsCallback
 
     assert issubclass(LocalMetricsCallback, TrainerCallback)
     callback = LocalMetricsCallback(tmp_path, cost_model=MODEL)
@@ -357,13 +357,13 @@ TRAINER_SCRIPT = """
 import sys
 from pathlib import Path
 out, max_steps, resume = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "resume"
-from pte_rl.logging import init_wandb_env
+from pte_rl.training.tracking import init_wandb_env
 init_wandb_env(["wandb"], out)
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from pte_rl.cost import CostModel
-from pte_rl.logging import LocalMetricsCallback
-from pte_rl.trajectory import Trajectory, Turn
+from pte_rl.pricing.cost import CostModel
+from pte_rl.training.tracking import LocalMetricsCallback
+from pte_rl.pricing.trajectory import Trajectory, Turn
 
 class Tiny(torch.nn.Module):
     def __init__(self):

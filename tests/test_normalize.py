@@ -23,7 +23,7 @@ from pte_rl.rewards import (
     solved_groups,
     utility,
 )
-from pte_rl.trajectory import ToolCall, Trajectory, Turn
+from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 NAN = float("nan")
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from pte_rl.rewards import PresetError, available_presets, load_preset
-from pte_rl.rewards.presets import repo_root
-from pte_rl.trajectory import ToolCall, Trajectory, Turn
+from pte_rl.rewards.loader import BUILTIN_PRESETS_DIR
+from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 EXPECTED = {"correctness", "pte", "tokens", "tool_calls", "dapo_overlong", "kimi_length"}
 GAMMA = 0.01
@@ -21,7 +21,7 @@ def checker(text, truth):
 
 def test_the_repository_ships_the_expected_presets():
     assert set(available_presets()) == EXPECTED
-    assert all(path.parent == repo_root() / "rewards" for path in available_presets().values())
+    assert all(path.parent == BUILTIN_PRESETS_DIR for path in available_presets().values())
 
 
 def _batch():
@@ -136,7 +136,7 @@ def test_context_fills_only_what_the_preset_leaves_open(tmp_path):
         and resolved["rewards"]["correctness"]["options"]["checker"] == "number"
     )
     assert funcs[1].cost_model.gamma == 0.5
-    from pte_rl.gamma import GammaResult
+    from pte_rl.pricing.gamma import GammaResult
 
     funcs, _, _ = load_preset("pte", gamma=GammaResult(gamma=0.002, mode="measured", hardware="h100"))
     assert funcs[1].cost_model.gamma == 0.002

@@ -1,4 +1,4 @@
-"""pte_rl.report / `pte-rl report`: fake run directories with known numbers -> the table by hand."""
+"""pte_rl.studies.report / `pte-rl report`: fake run directories with known numbers -> the table by hand."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from pte_rl.cli import main
-from pte_rl.jsonl import write_trajectories
-from pte_rl.report import _curves, build_report, load_run
-from pte_rl.seed_stats import stats
-from pte_rl.trajectory import Trajectory, Turn
+from pte_rl.pricing.jsonl import write_trajectories
+from pte_rl.studies.report import _curves, build_report, load_run
+from pte_rl.studies.seed_stats import stats
+from pte_rl.pricing.trajectory import Trajectory, Turn
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -262,8 +262,8 @@ def test_paired_by_seed_by_hand(runs, tmp_path):
 
 
 def test_paired_needs_two_shared_seeds_and_orders_non_baseline_groups(tmp_path, no_patterns):
-    from pte_rl.report import paired
-    from pte_rl.seed_stats import t975
+    from pte_rl.studies.report import paired
+    from pte_rl.studies.seed_stats import t975
 
     root = tmp_path / "runs"
     for preset, seed, acc in [("tokens", 0, 0.80), ("tokens", 1, 0.90), ("pte", 0, 0.85), ("pte", 1, 0.97),

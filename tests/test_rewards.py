@@ -10,7 +10,7 @@ from collections import defaultdict
 import pytest
 from conftest import count_tokens
 
-from pte_rl.cost import pte
+from pte_rl.pricing.cost import pte
 from pte_rl.rewards import (
     correctness_reward,
     cost_penalty,
@@ -22,7 +22,7 @@ from pte_rl.rewards import (
     pte_reward,
 )
 from pte_rl.rewards.records import trajectories
-from pte_rl.trajectory import ToolCall, Trajectory, Turn
+from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 
 def exact_match(text: str, truth) -> bool:

@@ -12,11 +12,11 @@ import time
 import pytest
 from rollout_helpers import ScriptedBackend, build_byte_tokenizer, count_tokens, encode, one_torch_thread
 
-from pte_rl.backends import SamplingConfig
+from pte_rl.rollout.backends import SamplingConfig
 from pte_rl.checkers import NumberChecker
-from pte_rl.cost import pte
-from pte_rl.jsonl import parse_record, to_record
-from pte_rl.rollout import RolloutConfig, TaskInfo, run_rollouts
+from pte_rl.pricing.cost import pte
+from pte_rl.pricing.jsonl import parse_record, to_record
+from pte_rl.rollout.loop import RolloutConfig, TaskInfo, run_rollouts
 from pte_rl.tools import Toolset, calculator
 
 SYSTEM = "Answer with a tool."
@@ -226,7 +226,7 @@ def test_transformers_backend_limits_and_logprobs_match_a_forward_pass(tokenizer
     from rollout_helpers import build_tiny_model
     from transformers import AutoModelForCausalLM
 
-    from pte_rl.backends import TransformersBackend
+    from pte_rl.rollout.backends import TransformersBackend
 
     directory = build_tiny_model(tmp_path, tokenizer)
     model = AutoModelForCausalLM.from_pretrained(directory).eval()
@@ -255,7 +255,7 @@ def test_a_real_model_rolls_out_multi_turn_with_exact_accounting(tokenizer, tmp_
     from rollout_helpers import ForceScript, build_tiny_model
     from transformers import AutoModelForCausalLM
 
-    from pte_rl.backends import TransformersBackend
+    from pte_rl.rollout.backends import TransformersBackend
 
     scripts = {"6*7": [CALL.format("6*7"), "\\boxed{42}"], "9-2": ["\\boxed{7}"]}
     model = AutoModelForCausalLM.from_pretrained(build_tiny_model(tmp_path, tokenizer)).eval()
@@ -334,7 +334,7 @@ class FakeLLM:
 
 
 def test_vllm_backend_records_the_engines_cached_prefix(tokenizer):
-    from pte_rl.backends import VLLMBackend
+    from pte_rl.rollout.backends import VLLMBackend
 
     scripts = {"6*7": [CALL.format("6*7"), "\\boxed{42}"]}
     llm = FakeLLM(tokenizer, scripts)
@@ -368,7 +368,7 @@ class FakeClient:
 
 
 def test_server_backend_groups_requests_by_token_limit_and_keeps_order():
-    from pte_rl.backends import VLLMServerBackend
+    from pte_rl.rollout.backends import VLLMServerBackend
 
     client = FakeClient()
     backend = VLLMServerBackend(client, eos_ids={99})
@@ -383,8 +383,8 @@ def test_server_backend_groups_requests_by_token_limit_and_keeps_order():
 def test_rollout_func_maps_prompts_to_rows_and_pickles():
     import pickle
 
-    from pte_rl.env import load_environment, prompt_key
-    from pte_rl.rollout import make_rollout_func
+    from pte_rl.rollout.env import load_environment, prompt_key
+    from pte_rl.rollout.trl_driver import make_rollout_func
 
     env = load_environment("facts", n_cities=10, n_eval=5)
     func = make_rollout_func(env, max_turns=3)

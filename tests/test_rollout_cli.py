@@ -8,9 +8,9 @@ import pytest
 from rollout_helpers import build_byte_tokenizer, build_tiny_model, count_tokens, one_torch_thread
 
 from pte_rl.cli import main
-from pte_rl.cost import pte
-from pte_rl.env import load_environment
-from pte_rl.jsonl import read_trajectories
+from pte_rl.pricing.cost import pte
+from pte_rl.rollout.env import load_environment
+from pte_rl.pricing.jsonl import read_trajectories
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -12,7 +12,7 @@ from rollout_helpers import (
 )
 
 from pte_rl.checkers import NumberChecker
-from pte_rl.env import Environment
+from pte_rl.rollout.env import Environment
 from pte_rl.tools import calculator
 
 CALL = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "6*7"}}\n</tool_call>'
@@ -29,8 +29,8 @@ def _scripted_grpo(tmp_path, monkeypatch):
     from datasets import Dataset
     from trl import GRPOConfig
 
-    from pte_rl import trl_rollout
-    from pte_rl.backends import TransformersBackend
+    from pte_rl.rollout import trl_driver as trl_rollout
+    from pte_rl.rollout.backends import TransformersBackend
 
     tokenizer = build_byte_tokenizer()
     model_dir = build_tiny_model(tmp_path / "model", tokenizer)
@@ -57,8 +57,8 @@ def _scripted_grpo(tmp_path, monkeypatch):
 def test_grpo_step_with_rollout_func(tmp_path, monkeypatch):
     from trl import GRPOTrainer
 
-    from pte_rl.rollout import make_rollout_func
-    from pte_rl.trajectory import Trajectory
+    from pte_rl.rollout.trl_driver import make_rollout_func
+    from pte_rl.pricing.trajectory import Trajectory
 
     tokenizer, model_dir, env, args = _scripted_grpo(tmp_path, monkeypatch)
     seen: dict = {}
@@ -92,7 +92,7 @@ def test_grpo_step_with_rollout_func(tmp_path, monkeypatch):
 def test_floor_correct_advantages_by_hand():
     import torch
 
-    from pte_rl.grpo_trainer import floor_correct_advantages
+    from pte_rl.training.trainer import floor_correct_advantages
 
     advantages = torch.tensor([-1.0, 0.5, -0.5, -2.0, -0.1])
     correctness = torch.tensor([1.0, 1.0, 0.0, float("nan"), 0.75])
@@ -110,9 +110,9 @@ def test_floor_correct_advantages_by_hand():
 def test_grpo_step_with_a_floor_under_correct_advantages(tmp_path, monkeypatch):
     """A real GRPOTrainer step: every rollout is correct, a cost reward ranks them, and the costly half
     (negative advantage in plain GRPO) trains with advantage 0 instead."""
-    from pte_rl.grpo_trainer import grpo_trainer_class
-    from pte_rl.rollout import make_rollout_func
-    from pte_rl.trajectory import Trajectory
+    from pte_rl.training.trainer import grpo_trainer_class
+    from pte_rl.rollout.trl_driver import make_rollout_func
+    from pte_rl.pricing.trajectory import Trajectory
 
     tokenizer, model_dir, env, args = _scripted_grpo(tmp_path, monkeypatch)
 

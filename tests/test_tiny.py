@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from pte_rl import tiny
-from pte_rl.tiny import TinyConfig, build_tiny_policy
+from pte_rl.tiny import build as tiny
+from pte_rl.tiny.build import TinyConfig, build_tiny_policy
 
 # A build small enough for the fast suite: same code path as the default, toy sizes.
 FAST = {"sft_examples": 48, "tokenizer_examples": 48, "sft_steps": 3, "hidden_size": 16, "num_layers": 1, "num_heads": 2,
@@ -140,7 +140,7 @@ def test_prefix_and_batching_helpers():
 
 
 def test_predictable_loss_masks_exactly_the_user_and_tool_contents(built, tokenizer):
-    from pte_rl.env import load_environment
+    from pte_rl.rollout.env import load_environment
 
     config, _, _ = built
     schemas = load_environment("arith").tool_schemas()

@@ -1,7 +1,7 @@
 """Inefficiency patterns in tool-using trajectories: per-trajectory flags with evidence, batch rates.
 
-Each detector reads a :class:`pte_rl.trajectory.Trajectory` (the rollout's records, or a user's
-log read with pte_rl.jsonl) and returns :class:`Flag` s, each with the turn it points at and the
+Each detector reads a :class:`pte_rl.pricing.trajectory.Trajectory` (the rollout's records, or a user's
+log read with pte_rl.pricing.jsonl) and returns :class:`Flag` s, each with the turn it points at and the
 text that shows it. The four patterns of the PTE paper (Sec. 5), then three more:
 
 ``confirmatory``         the final answer (``answer``, else the one extracted from the last turn) or
@@ -44,7 +44,7 @@ Per batch, :func:`pattern_rates` gives for each pattern p (keys namespaced for W
 as in the paper's Table 7; *pattern-free* trajectories carry none of the enabled patterns. The
 multiplier is NaN when either side is empty (no flagged trajectory, or none pattern-free, or a
 pattern-free mean of 0): "no comparison in this batch", shown as a gap in W&B and as ``null`` in
-JSON. PTE comes from :func:`pte_rl.cost.pte_batch`. No torch, no TRL.
+JSON. PTE comes from :func:`pte_rl.pricing.cost.pte_batch`. No torch, no TRL.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pte_rl.cost import CostModel, pte_batch
+from pte_rl.pricing.cost import CostModel, pte_batch
 from pte_rl.patterns.base import (
     DEFAULT_COMPUTE_TOOLS,
     DEFAULT_CONFIG,
@@ -77,7 +77,7 @@ from pte_rl.patterns.detectors import (
     tool_mixing,
 )
 from pte_rl.patterns.format import format_collapse
-from pte_rl.trajectory import Trajectory
+from pte_rl.pricing.trajectory import Trajectory
 
 __all__ = [
     "DEFAULT_COMPUTE_TOOLS",

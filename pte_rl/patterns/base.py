@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pte_rl.trajectory import Trajectory
+from pte_rl.pricing.trajectory import Trajectory
 
 PATTERNS = (
     "confirmatory",

@@ -18,7 +18,7 @@ from pte_rl.patterns.base import (
     turn_texts,
     unique_flags,
 )
-from pte_rl.trajectory import Trajectory
+from pte_rl.pricing.trajectory import Trajectory
 
 # ---------------------------------------------------------------- confirmatory
 

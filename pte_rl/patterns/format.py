@@ -17,7 +17,7 @@ from pte_rl.patterns.base import (
     turn_texts,
     unique_flags,
 )
-from pte_rl.trajectory import Trajectory
+from pte_rl.pricing.trajectory import Trajectory
 
 _TOOL_CALL_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.DOTALL)
 _FENCE = re.compile(r"^ {0,3}```[ \t]*(\w*)[^\n]*\n(.*?)(?:^ {0,3}```|\Z)", re.DOTALL | re.MULTILINE)

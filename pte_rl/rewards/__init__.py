@@ -32,7 +32,7 @@ from pte_rl.rewards.normalize import (
     solved_groups,
     utility,
 )
-from pte_rl.rewards.presets import FUNCTIONS, PresetError, available_presets, load_preset
+from pte_rl.rewards.loader import FUNCTIONS, PresetError, available_presets, load_preset
 
 __all__ = [
     "COMBINES",

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pte_rl.cost import CostModel
+from pte_rl.pricing.cost import CostModel
 from pte_rl.rewards import records
 from pte_rl.rewards.distributed import gather_samples
 
@@ -101,9 +101,9 @@ class GroupReward:
         self.group_size = group_size
         self.cost_model: CostModel | None = None
         if self.measure == "pte":
-            gamma = getattr(gamma, "gamma", gamma)  # a pte_rl.gamma.GammaResult works too
+            gamma = getattr(gamma, "gamma", gamma)  # a pte_rl.pricing.gamma.GammaResult works too
             if gamma is None or isinstance(gamma, bool) or not isinstance(gamma, int | float):
-                raise ValueError(f"gamma: expected a number (from pte_rl.gamma, or given), got {gamma!r}")
+                raise ValueError(f"gamma: expected a number (from pte_rl.pricing.gamma, or given), got {gamma!r}")
             self.cost_model = CostModel(
                 gamma=float(gamma), cache=cache, attention=attention, delta=float(delta)
             )

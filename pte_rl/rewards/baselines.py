@@ -72,7 +72,7 @@ def _groups(samples: list[Sample]) -> dict[str, list[int]]:
 class KimiLengthReward(GroupReward):
     """Kimi k1.5's length reward (formula in the module docstring).
 
-    >>> from pte_rl.trajectory import Trajectory, Turn
+    >>> from pte_rl.pricing.trajectory import Trajectory, Turn
     >>> shapes = [(10, True), (20, True), (30, False)]
     >>> records = [Trajectory([Turn(10, n)], correct=ok).to_dict() for n, ok in shapes]
     >>> kimi_length_reward()(completions=[[], [], []], trajectory=records, task_id=["t"] * 3)

@@ -231,10 +231,10 @@ def pte_reward(
 ) -> CostPenalty:
     """The normalised PTE penalty: ``-g_i * normalized_cost(PTE_i)`` (see :class:`CostPenalty`).
 
-    PTE is :func:`pte_rl.cost.pte` with ``gamma`` (a float, or a ``pte_rl.gamma`` result), ``cache``
+    PTE is :func:`pte_rl.pricing.cost.pte` with ``gamma`` (a float, or a ``pte_rl.pricing.gamma`` result), ``cache``
     (evict | reuse | measured), ``attention`` (paper | exact) and ``delta``.
 
-    >>> from pte_rl.trajectory import Trajectory, Turn
+    >>> from pte_rl.pricing.trajectory import Trajectory, Turn
     >>> records = [Trajectory([Turn(100, 10)], correct=True).to_dict(),
     ...            Trajectory([Turn(100, 10), Turn(200, 10)], correct=True).to_dict()]
     >>> reward = pte_reward(gamma=0.0)

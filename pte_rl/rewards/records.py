@@ -8,8 +8,8 @@ Two sources, in order:
    of the id list fed to the engine, ``decode_tokens`` the ids it returned.
 2. **A rebuild from TRL's plain completions** (approximate), when no records are passed and a
    tokenizer is given. Conversational samples (``prompt`` + ``completion`` message lists, as TRL's own
-   tool loop produces) go through :func:`pte_rl.jsonl.parse_record` with a
-   :class:`pte_rl.jsonl.TemplateCounter`: turn i's context is the rendering of the messages before its
+   tool loop produces) go through :func:`pte_rl.pricing.jsonl.parse_record` with a
+   :class:`pte_rl.pricing.jsonl.TemplateCounter`: turn i's context is the rendering of the messages before its
    assistant message plus the generation prompt, its decode tokens what that message adds. Compared
    with the ids the engine really saw, this is
      - exact for the context of the first turn and for single-turn decode counts (taken from
@@ -40,8 +40,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from pte_rl.cost import CostModel, pte, token_totals
-from pte_rl.trajectory import Trajectory, Turn, _content_text
+from pte_rl.pricing.cost import CostModel, pte, token_totals
+from pte_rl.pricing.trajectory import Trajectory, Turn, _content_text
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def trajectories(
         return out, "records"
     if tokenizer is None:
         return [None] * n, "none"
-    from pte_rl.jsonl import TemplateCounter, parse_record
+    from pte_rl.pricing.jsonl import TemplateCounter, parse_record
 
     counter = TemplateCounter(tokenizer)
     out = []

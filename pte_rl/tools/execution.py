@@ -34,7 +34,7 @@ from typing import Any
 from pte_rl.tools.common import ToolInputError, cut_text
 from pte_rl.tools.parsing import ParsedCall, ParseError, ParseResult
 from pte_rl.tools.schema import Toolset, as_toolset
-from pte_rl.trajectory import Event, ToolCall
+from pte_rl.pricing.trajectory import Event, ToolCall
 
 EMPTY_OUTPUT_TEXT = "(the tool returned no output)"
 
@@ -62,7 +62,7 @@ class ToolOutcome:
         }
 
     def to_tool_call(self, response_tokens: int = 0) -> ToolCall:
-        """The :class:`pte_rl.trajectory.ToolCall` record, once the response's token count is known."""
+        """The :class:`pte_rl.pricing.trajectory.ToolCall` record, once the response's token count is known."""
         return ToolCall(
             name=self.name or "",
             arguments=self.arguments,

@@ -11,7 +11,7 @@ Accepted protocols:
 
 ``<think>...</think>`` is removed first (thoughts are not calls). Each failure becomes a
 :class:`ParseError` (the text of the tool message the model will see) and a
-:class:`pte_rl.trajectory.Event` whose ``text`` is the matched evidence:
+:class:`pte_rl.pricing.trajectory.Event` whose ``text`` is the matched evidence:
 
 =================  ==============================================================  ======
 kind               when                                                            soft
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pte_rl.tools.schema import Toolset, as_toolset
-from pte_rl.trajectory import Event
+from pte_rl.pricing.trajectory import Event
 
 OPEN_TAG, CLOSE_TAG = "<tool_call>", "</tool_call>"
 PYTHON_TAG = "<|python_tag|>"

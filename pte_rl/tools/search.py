@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pte_rl.jsonl import FormatError
+from pte_rl.pricing.jsonl import FormatError
 from pte_rl.tools.common import ToolInputError, ToolText, truncation_marker
 
 BudgetUnit = Literal["chars", "words", "tokens"]
@@ -79,7 +79,7 @@ class Corpus:
     def from_jsonl(cls, path: str | Path, **kwargs: float) -> Corpus:
         """Read documents, one JSON object per line: ``id`` and ``text`` (strings), optional ``title``, ``url``.
 
-        Bad lines raise :class:`pte_rl.jsonl.FormatError` (a ValueError) naming the file, line and field.
+        Bad lines raise :class:`pte_rl.pricing.jsonl.FormatError` (a ValueError) naming the file, line and field.
         """
         documents = []
         with open(path, encoding="utf-8") as handle:

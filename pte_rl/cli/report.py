@@ -1,0 +1,36 @@
+"""`pte-rl report RUN_DIRS... --out DIR`: compare training runs on held-out accuracy and PTE.
+
+Writes DIR/report.md, DIR/report.csv, DIR/report.json and DIR/plots/*.png (see pte_rl/studies/report.py for
+what each run directory must hold and how the table is computed), and prints the Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pte_rl.studies.report import build_report, render_markdown
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="table and plots comparing runs (presets, weights, seeds) on held-out accuracy and PTE",
+        description="Read run directories written by recipes/grpo_pte.py (config.yaml, metrics.jsonl, "
+        "eval/summary.json or eval/trajectories.jsonl, optional eval_start/) and write a report: accuracy, "
+        "PTE, generated tokens, tool calls and pattern rates per reward preset and weight, mean ± std over "
+        "seeds, the PTE change against the baseline preset and against the start of training, and plots.",
+    )
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="run directories; a directory of run directories (e.g. an ablation's --out) "
+                             "stands for all of them")
+    parser.add_argument("--out", required=True, metavar="DIR", help="where to write the report")
+    parser.add_argument("--baseline", default="correctness", metavar="PRESET",
+                        help="the preset the changes are measured against (default: correctness)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = build_report(args.run_dirs, args.out, baseline=args.baseline)
+    print(render_markdown(summary, summary["plots"]), end="")
+    print(f"written: {args.out}/report.md, report.csv, report.json, " + ", ".join(summary["plots"]))
+    return 0

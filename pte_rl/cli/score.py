@@ -1,0 +1,201 @@
+"""`pte-rl score TRAJECTORIES.jsonl`: price every trajectory of a log with PTE and summarise.
+
+Per trajectory (``--out``, JSONL, written atomically): ``id``, ``task_id``, ``pte``, ``prefill``,
+``decode``, ``generated_tokens`` (sum of decode_i), ``total_tokens`` (sum of context_i + decode_i,
+every turn's input counted uncached), ``tool_calls``, ``turns``, ``correct``. The summary gives the
+means over all trajectories and over the correct and the incorrect ones, as in the paper's Fig. 7.
+
+The whole file is read and priced before anything is written: bad input leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pte_rl.cli import CLIError
+from pte_rl.cli.gamma import add_hardware_arguments, gamma_from_args, profile_from_args
+from pte_rl.pricing.cost import ATTENTION_MODES, CACHE_POLICIES, CostModel, TurnTable, pte_batch
+from pte_rl.pricing.jsonl import iter_trajectories, write_jsonl
+from pte_rl.pricing.trajectory import Trajectory
+
+ROW_FIELDS = ("id", "task_id", "pte", "prefill", "decode", "generated_tokens", "total_tokens", "tool_calls",
+              "turns", "correct")
+MEAN_FIELDS = ("pte", "prefill", "decode", "generated_tokens", "total_tokens", "tool_calls", "turns")
+
+
+def score_rows(trajectories: Sequence[Trajectory], model: CostModel) -> list[dict[str, Any]]:
+    """One row per trajectory (see the module docstring), priced with :func:`pte_rl.pricing.cost.pte_batch`."""
+    table = TurnTable.from_trajectories(trajectories)
+    priced = pte_batch(table, model)
+    n = table.num_trajectories
+    generated = np.bincount(table.trajectory, weights=table.decode, minlength=n)
+    total = np.bincount(table.trajectory, weights=table.context + table.decode, minlength=n)
+    turns = np.bincount(table.trajectory, minlength=n)
+    return [
+        {
+            "id": traj.id if traj.id is not None else str(i),
+            "task_id": traj.task_id,
+            "pte": float(priced.total[i]),
+            "prefill": float(priced.prefill[i]),
+            "decode": float(priced.decode[i]),
+            "generated_tokens": int(generated[i]),
+            "total_tokens": int(total[i]),
+            "tool_calls": traj.num_tool_calls,
+            "turns": int(turns[i]),
+            "correct": traj.correct,
+        }
+        for i, traj in enumerate(trajectories)
+    ]
+
+
+def _means(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"count": len(rows)}
+    for key in MEAN_FIELDS:
+        out[key] = float(np.mean([r[key] for r in rows])) if rows else None
+    return out
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means over all rows and over correct / incorrect / ungraded ones, and namespaced metrics.
+
+    ``metrics`` holds ``pte/mean``, ``pte/prefill_mean``, ``pte/decode_mean``, ``pte/correct_mean``,
+    ``pte/incorrect_mean``, ``tokens/generated_mean``, ``tokens/total_mean``,
+    ``tools/calls_per_trajectory``, ``turns/mean`` and ``correct/rate`` (over graded rows).
+    """
+    groups = {
+        "all": _means(rows),
+        "correct": _means([r for r in rows if r["correct"] is True]),
+        "incorrect": _means([r for r in rows if r["correct"] is False]),
+        "ungraded": _means([r for r in rows if r["correct"] is None]),
+    }
+    graded = groups["correct"]["count"] + groups["incorrect"]["count"]
+    overall = groups["all"]
+    metrics = {
+        "pte/mean": overall["pte"],
+        "pte/prefill_mean": overall["prefill"],
+        "pte/decode_mean": overall["decode"],
+        "pte/correct_mean": groups["correct"]["pte"],
+        "pte/incorrect_mean": groups["incorrect"]["pte"],
+        "tokens/generated_mean": overall["generated_tokens"],
+        "tokens/total_mean": overall["total_tokens"],
+        "tools/calls_per_trajectory": overall["tool_calls"],
+        "turns/mean": overall["turns"],
+        "correct/rate": groups["correct"]["count"] / graded if graded else None,
+    }
+    return {"trajectories": len(rows), "graded": graded, "groups": groups, "metrics": metrics}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "score",
+        help="price trajectories (JSONL) with PTE; per-trajectory rows and a correct-vs-incorrect summary",
+        description="Price every trajectory of a JSONL log with PTE. gamma comes from --gamma, or from "
+        "--model-config and a hardware profile, or from a calibrated profile (--hardware FILE.json).",
+    )
+    parser.add_argument("trajectories", metavar="TRAJECTORIES.jsonl", help="trajectories in the interchange format")
+    parser.add_argument("--gamma", type=float, metavar="G", help="gamma, given directly")
+    parser.add_argument("--model-config", metavar="CONFIG", help="config.json or model dir to derive gamma from")
+    add_hardware_arguments(parser, mode_flag="--gamma-mode")
+    parser.add_argument("--tokenizer", metavar="DIR",
+                        help="local tokenizer directory (with a chat template) to count turns without `usage`")
+    parser.add_argument("--cache", choices=CACHE_POLICIES, default="evict",
+                        help="evict (the paper's): prefill the whole context every turn; reuse: only new "
+                             "tokens; measured: skip the recorded cached tokens")
+    parser.add_argument("--attention", choices=ATTENTION_MODES, default="paper",
+                        help="paper: gamma*C*D; exact: gamma*(C*D + D*(D-1)/2)")
+    parser.add_argument("--delta", type=float, metavar="D",
+                        help="per-decoded-token constant in prefill tokens (default 0, or a calibrated profile's)")
+    parser.add_argument("--out", metavar="FILE", help="write the per-trajectory rows here (JSONL)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(func=run)
+
+
+def _gamma_source(args: argparse.Namespace) -> tuple[float, float | None, dict[str, Any]]:
+    """gamma, a profile's measured delta (or None), and how gamma was obtained."""
+    formula_options = args.model_config or args.hardware or args.flops or args.bandwidth or args.active_params
+    if args.gamma is not None:
+        if formula_options:
+            raise CLIError("give --gamma G, or --model-config CONFIG with hardware options, not both")
+        if not math.isfinite(args.gamma) or args.gamma < 0:
+            raise CLIError(f"--gamma: expected a finite non-negative number, got {args.gamma}")
+        return args.gamma, None, {"mode": "given", "gamma": args.gamma}
+    if not (args.model_config or args.hardware):
+        raise CLIError("no gamma: give --gamma G, or --model-config CONFIG [--hardware NAME], "
+                       "or --hardware PROFILE.json with a measured gamma")
+    if not args.model_config and profile_from_args(args).gamma is None:
+        raise CLIError(f"--hardware {args.hardware} has no measured gamma: give --model-config CONFIG "
+                       "to derive one, or --gamma G")
+    result = gamma_from_args(args, args.model_config)
+    return result.gamma, result.delta, result.to_dict()
+
+
+def _load_tokenizer(directory: str) -> Any:
+    if not Path(directory).is_dir():
+        raise CLIError(f"--tokenizer {directory}: not a directory (a local tokenizer directory is expected)")
+    from transformers import AutoTokenizer  # heavy: only when a tokenizer is needed
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"--tokenizer {directory}: cannot load a tokenizer: {exc}") from None
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise CLIError(f"--tokenizer {directory}: the tokenizer has no chat template; one is needed to count turns")
+    return tokenizer
+
+
+def _print_summary(summary: dict[str, Any], header: str) -> None:
+    print(header)
+    columns = ("count", *MEAN_FIELDS)
+    titles = ("n", "PTE", "prefill", "decode", "generated", "total tok", "tool calls", "turns")
+    print(f"{'mean':<10}" + "".join(f"{t:>12}" for t in titles))
+    for name, group in summary["groups"].items():
+        if name == "ungraded" and not group["count"]:
+            continue
+        cells = [f"{group['count']:>12}"] + [
+            f"{'-':>12}" if group[c] is None else f"{group[c]:>12,.1f}" for c in columns[1:]
+        ]
+        print(f"{name:<10}" + "".join(cells))
+    metrics = summary["metrics"]
+    if metrics["correct/rate"] is not None:
+        line = f"accuracy {100 * metrics['correct/rate']:.1f}% of {summary['graded']} graded"
+        correct, incorrect = metrics["pte/correct_mean"], metrics["pte/incorrect_mean"]
+        if correct and incorrect is not None:
+            line += f"; mean PTE incorrect / correct = {incorrect / correct:.2f}x"
+        print(line)
+
+
+def run(args: argparse.Namespace) -> int:
+    gamma, measured_delta, source = _gamma_source(args)
+    delta = args.delta if args.delta is not None else (measured_delta or 0.0)
+    if not math.isfinite(delta) or delta < 0:
+        raise CLIError(f"--delta: expected a finite non-negative number, got {delta}")
+    model = CostModel(gamma=gamma, cache=args.cache, attention=args.attention, delta=delta)
+    tokenizer = _load_tokenizer(args.tokenizer) if args.tokenizer else None
+    trajectories = list(iter_trajectories(args.trajectories, tokenizer))
+    rows = score_rows(trajectories, model)
+    if args.out:
+        write_jsonl(args.out, rows)
+    summary = summarize(rows)
+    summary.update(
+        source=os.fspath(args.trajectories), out=args.out, gamma=gamma, cache=args.cache,
+        attention=args.attention, delta=delta, gamma_source=source,
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    how = source["mode"] if source["mode"] == "given" else f"{source['mode']} mode on {source['hardware']}"
+    if source.get("active_params_estimated"):
+        how += ", active params estimated"
+    _print_summary(summary, f"{len(rows)} trajectories from {args.trajectories}: gamma {gamma:.6g} ({how}), "
+                            f"cache {args.cache}, attention {args.attention}, delta {delta:g}")
+    if args.out:
+        print(f"wrote {len(rows)} rows to {args.out}")
+    return 0

@@ -1,0 +1,56 @@
+"""`pte-rl tiny build`: build (or find) the embedded tiny policy, offline and deterministically.
+
+    pte-rl tiny build [--env arith] [--out DIR] [--seed S] [--force] [--threads N]
+    pte-rl tiny path  [--env arith] [--seed S] [--threads N]   # where the cached build lives (built or not)
+
+The directory printed last on stdout is the model path the recipe takes (``--model_name_or_path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("tiny", help="build the embedded tiny policy (tokenizer + small Qwen2 + warm start)",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="tiny_command", metavar="ACTION", required=True)
+    for name, text in (("build", "build the tiny policy, or reuse a cached build with the same settings"),
+                       ("path", "print the cache directory of the tiny policy for these settings")):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--env", default="arith", help="environment name or path (default: arith)")
+        action.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and the batch order")
+        action.add_argument("--steps", type=int, default=None, help="warm-start steps (default: the built-in setting)")
+        action.add_argument("--threads", type=int, default=None,
+                            help="torch threads of the build (default 2; another count builds another policy)")
+        if name == "build":
+            action.add_argument("--out", default=None,
+                                help="output directory (default: $PTE_RL_CACHE or ~/.cache/pte_rl, tiny-<hash>)")
+            action.add_argument("--force", action="store_true", help="rebuild even when a matching build exists")
+            action.add_argument("--quiet", action="store_true", help="print only the directory")
+        action.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pte_rl.cli import CLIError
+    from pte_rl.tiny.build import TinyConfig, build_tiny_policy, tiny_policy_path
+
+    overrides = {"env": args.env, "seed": args.seed}
+    if args.threads is not None:
+        overrides["threads"] = args.threads
+    if args.steps is not None:
+        if args.steps < 1:
+            raise CLIError(f"--steps: expected a positive integer, got {args.steps}")
+        overrides["sft_steps"] = args.steps
+    try:
+        config = TinyConfig(**overrides)
+        if args.tiny_command == "path":
+            print(tiny_policy_path(config))
+            return 0
+        log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+        path = build_tiny_policy(config, args.out, force=args.force, log=log)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        raise CLIError(str(exc)) from exc
+    print(path)
+    return 0

@@ -1,1 +1,0 @@
-"""`pte-rl` subcommands, one module each, each with ``register(subparsers)``."""

@@ -1,0 +1,258 @@
+"""pte_rl's rollout loop as TRL's ``rollout_func``, on the trainer's own generation backend.
+
+    rollout_func = make_rollout_func(env)                  # or tools=[...], check_answer=...
+    trainer = GRPOTrainer(model, reward_funcs, args=grpo_args, train_dataset=env.dataset,
+                          processing_class=tokenizer, rollout_func=rollout_func)   # no tools=
+
+TRL calls ``rollout_func(prompts, trainer)`` with the batch's prompts, already repeated
+``num_generations`` times, and expects one completion per prompt. It returns::
+
+    prompt_ids       the prompt rendered with the chat template and the tool schemas
+    completion_ids   every turn's generated ids and the tool/template ids between them, concatenated
+    logprobs         the generated ids' log-probabilities (TRL's convention); 0.0 on environment ids
+    env_mask         1 on generated ids, 0 on environment ids (kept out of the loss by TRL)
+    trajectory       one dict per completion (Trajectory.to_dict(); rebuild with Trajectory.from_dict)
+    prompt_id        a short hash of the prompt: the GRPO group of the completion
+
+TRL merges the extra keys into each sample's inputs, so reward functions receive ``trajectory`` and
+``prompt_id`` as keyword arguments next to the dataset's own columns (``ground_truth``, ``task_id``).
+
+The backend follows the trainer: ``use_vllm`` with ``vllm_mode="colocate"`` drives the trainer's
+``vllm_generation.llm`` directly (one request per prompt, each with its own token limit, prefix-cache
+hits recorded); ``vllm_mode="server"`` drives its ``VLLMClient``; otherwise ``model.generate`` on the
+unwrapped model (TRL's ``unwrap_model_for_generation``, entered once per batch). TRL syncs the vLLM
+weights before calling ``rollout_func``. Sampling comes from ``trainer.args`` (temperature, top_p,
+top_k, min_p, repetition_penalty; ``max_completion_length`` is the budget over all turns).
+
+Ground truth for grading: ``rollout_func`` receives only prompts, not the dataset rows. The
+environment's train and eval splits are indexed once by their prompt messages (role and content; see
+:func:`pte_rl.rollout.env.prompt_key`), which is how each completion finds its ``ground_truth`` and
+``task_id``. A prompt that is not in the index (a dataset other than the environment's) is rolled out
+but left ungraded (``correct=None``); its reward functions still get the dataset's columns from TRL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from pte_rl.rollout.backends import (
+    GenerationBackend,
+    SamplingConfig,
+    TransformersBackend,
+    VLLMBackend,
+    VLLMServerBackend,
+    eos_token_ids,
+)
+from pte_rl.rollout.env import Environment, prompt_key
+from pte_rl.rollout.loop import RolloutConfig, TaskInfo, run_rollouts
+
+logger = logging.getLogger(__name__)
+
+
+def build_task_index(*datasets: Any) -> dict[str, TaskInfo]:
+    """Prompt key -> (ground truth, task id) over dataset rows; conflicting duplicates are left ungraded."""
+    index: dict[str, TaskInfo] = {}
+    conflicts = 0
+    for dataset in datasets:
+        if dataset is None:
+            continue
+        for prompt, truth, task_id in zip(dataset["prompt"], dataset["ground_truth"], dataset["task_id"]):
+            key = prompt_key(prompt)
+            info = TaskInfo(truth, None if task_id is None else str(task_id))
+            if key in index and index[key].ground_truth != truth:
+                index[key] = TaskInfo(None, None)
+                conflicts += 1
+            else:
+                index.setdefault(key, info)
+    if conflicts:
+        logger.warning("%d prompts appear with different ground truths; they are left ungraded", conflicts)
+    return index
+
+
+class RolloutFunc:
+    """A picklable ``rollout_func(prompts, trainer) -> dict`` (see the module docstring)."""
+
+    __name__ = "pte_rl_rollout"
+
+    def __init__(
+        self,
+        env: Environment | None = None,
+        *,
+        tools: Sequence[Callable] | None = None,
+        check_answer: Callable[[str, Any], bool | None] | None = None,
+        max_turns: int | None = None,
+        max_tokens_per_turn: int | None = None,
+        tool_timeout_s: float = 30.0,
+        max_tool_workers: int = 8,
+        max_tool_output_chars: int | None = None,
+        answer_soft_failures: bool = False,
+        task_index: dict[str, TaskInfo] | None = None,
+    ):
+        if env is None and tools is None:
+            raise ValueError("make_rollout_func: give an environment, or tools (and a check_answer)")
+        self.env = env
+        self.tools = list(tools) if tools is not None else list(env.tools)  # type: ignore[union-attr]
+        self.check_answer = check_answer if check_answer is not None else (env.check_answer if env else None)
+        self.max_turns = max_turns if max_turns is not None else (env.max_turns if env else 4)
+        self.options = {
+            "max_tokens_per_turn": max_tokens_per_turn, "tool_timeout_s": tool_timeout_s,
+            "max_tool_workers": max_tool_workers, "max_tool_output_chars": max_tool_output_chars,
+            "answer_soft_failures": answer_soft_failures,
+        }
+        self._task_index = task_index
+        RolloutConfig(max_turns=self.max_turns, **self.options)  # fail now on bad limits, not mid-training
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self.env is not None:
+            state["_task_index"] = None  # rebuilt from the environment after unpickling
+            state["tools"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.tools is None:
+            self.tools = list(self.env.tools)
+
+    @property
+    def task_index(self) -> dict[str, TaskInfo]:
+        if self._task_index is None:
+            self._task_index = build_task_index(self.env.dataset, self.env.eval_dataset) if self.env else {}
+        return self._task_index
+
+    def config(self, args: Any) -> RolloutConfig:
+        """The loop's limits and sampling from a GRPOConfig (or any object with its fields)."""
+        sampling = SamplingConfig(
+            temperature=float(args.temperature), top_p=float(getattr(args, "top_p", 1.0) or 1.0),
+            top_k=int(getattr(args, "top_k", 0) or 0), min_p=float(getattr(args, "min_p", None) or 0.0),
+            repetition_penalty=float(getattr(args, "repetition_penalty", 1.0) or 1.0),
+        )
+        return RolloutConfig(
+            max_turns=self.max_turns, max_completion_length=int(args.max_completion_length), sampling=sampling,
+            **self.options,
+        )
+
+    def __call__(self, prompts: list[list[dict]], trainer: Any) -> dict[str, list]:
+        if not prompts or not isinstance(prompts[0], list):
+            raise TypeError("rollout_func expects conversational prompts (lists of chat messages)")
+        tokenizer = getattr(trainer, "_tokenizer", None) or _text_tokenizer(trainer.processing_class)
+        keys = [prompt_key(p) for p in prompts]
+        tasks = [self.task_index.get(k, TaskInfo()) for k in keys]
+        step = int(getattr(getattr(trainer, "state", None), "global_step", 0) or 0)
+        mode = "train" if getattr(trainer.model, "training", True) else "eval"
+        ids = [f"{t.task_id or 'prompt'}/step{step}/{i}" for i, t in enumerate(tasks)]
+        with trainer_backend(trainer, tokenizer) as backend:
+            results = run_rollouts(
+                prompts, backend, tokenizer, self.tools, self.config(trainer.args), check_answer=self.check_answer,
+                tasks=tasks, ids=ids,
+                metadata={"env": self.env.name if self.env else None, "step": step, "mode": mode,
+                          "engine": type(backend).__name__},
+            )
+        return {
+            "prompt_ids": [r.prompt_ids for r in results],
+            "completion_ids": [r.completion_ids for r in results],
+            "logprobs": [r.logprobs for r in results],
+            "env_mask": [r.env_mask for r in results],
+            "trajectory": [r.trajectory.to_dict() for r in results],
+            "prompt_id": [hashlib.sha1(k.encode()).hexdigest()[:12] for k in keys],
+        }
+
+
+def make_rollout_func(
+    env: Environment | None = None,
+    *,
+    tools: Sequence[Callable] | None = None,
+    check_answer: Callable[[str, Any], bool | None] | None = None,
+    max_turns: int | None = None,
+    max_tokens_per_turn: int | None = None,
+    tool_timeout_s: float = 30.0,
+    max_tool_workers: int = 8,
+    max_tool_output_chars: int | None = None,
+    answer_soft_failures: bool = False,
+) -> RolloutFunc:
+    """TRL's ``rollout_func`` for an environment (or for bare tools + a checker).
+
+    Args:
+        env: the environment (tools, checker, default ``max_turns``, and the splits that map prompts
+            to ground truth).
+        tools: the tools, when there is no environment (or to override its tools).
+        check_answer: ``(answer_text, ground_truth) -> bool``; the environment's by default.
+        max_turns: assistant turns per episode; the environment's by default.
+        max_tokens_per_turn: optional cap on one turn's generated tokens.
+        tool_timeout_s: wall-clock limit per tool call.
+        max_tool_workers: calls of one turn running at once, per trajectory.
+        max_tool_output_chars: cut every tool response to this many characters.
+        answer_soft_failures: answer code blocks / calls written as text with an error instead of
+            treating the message as the final answer.
+    """
+    return RolloutFunc(
+        env, tools=tools, check_answer=check_answer, max_turns=max_turns, max_tokens_per_turn=max_tokens_per_turn,
+        tool_timeout_s=tool_timeout_s, max_tool_workers=max_tool_workers, max_tool_output_chars=max_tool_output_chars,
+        answer_soft_failures=answer_soft_failures,
+    )
+
+
+def _text_tokenizer(processing_class: Any) -> Any:
+    return getattr(processing_class, "tokenizer", processing_class)
+
+
+@contextlib.contextmanager
+def trainer_backend(trainer: Any, tokenizer: Any) -> Iterator[GenerationBackend]:
+    """The trainer's generation engine behind the backend interface, for one batch of rollouts."""
+    eos = set(getattr(trainer, "eos_token_ids", None) or eos_token_ids(tokenizer))
+    if getattr(trainer, "use_vllm", False):
+        generation = trainer.vllm_generation
+        mode = getattr(trainer, "vllm_mode", None) or trainer.args.vllm_mode
+        if mode == "server":
+            config = trainer.model.config
+            yield VLLMServerBackend(
+                getattr(generation, "vllm_client", None), eos, trainer.accelerator,
+                max_context=getattr(config, "max_position_embeddings", None),
+            )
+            return
+        if getattr(generation, "tensor_parallel_size", 1) > 1:
+            raise ValueError(
+                "pte_rl's rollout does not support vllm_tensor_parallel_size > 1 in colocate mode (the ranks of a "
+                "tensor-parallel group would have to run the same turns); use vllm_mode='server'"
+            )
+        with _vllm_awake(generation):
+            yield VLLMBackend(generation.llm, eos)
+        return
+    if getattr(trainer, "is_fsdp_enabled", False):
+        raise ValueError(
+            "pte_rl's rollout with FSDP needs use_vllm=True: FSDP forward passes are collective, and multi-turn "
+            "episodes end at different turns on different ranks"
+        )
+    if getattr(trainer.args, "ds3_gather_for_generation", True) is False:
+        raise ValueError(
+            "pte_rl's rollout needs ds3_gather_for_generation=True: without gathered weights every rank must run "
+            "the same number of forward passes, and multi-turn episodes end at different turns"
+        )
+    from trl.models.utils import unwrap_model_for_generation
+
+    with unwrap_model_for_generation(
+        trainer.model_wrapped, trainer.accelerator,
+        gather_deepspeed3_params=True,
+        gradient_checkpointing_kwargs=getattr(trainer.args, "gradient_checkpointing_kwargs", None),
+    ) as model:
+        yield TransformersBackend(model, tokenizer, eos_ids=eos)
+
+
+@contextlib.contextmanager
+def _vllm_awake(generation: Any) -> Iterator[None]:
+    """Mirror TRL's sleep-mode handling around direct use of the colocated engine."""
+    if not getattr(generation, "enable_sleep_mode", False):
+        yield
+        return
+    if getattr(generation, "_llm_weights_sleeping", False):
+        generation.sync_weights()
+    generation.llm.wake_up(tags=["kv_cache"])
+    try:
+        yield
+    finally:
+        generation.llm.sleep(level=2)
+        generation._llm_weights_sleeping = True
