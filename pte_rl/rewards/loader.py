@@ -43,6 +43,7 @@ from typing import Any
 import yaml
 
 from pte_rl.errors import InputError
+from pte_rl.paths import available, search_dirs
 
 from pte_rl.rewards.baselines import (
     dapo_overlong_reward,
@@ -82,18 +83,12 @@ BUILTIN_PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
 
 def _search_dirs() -> list[Path]:
-    configured = [Path(p) for p in os.environ.get(REWARDS_DIR_VARIABLE, "").split(os.pathsep) if p]
-    return [*configured, BUILTIN_PRESETS_DIR]
+    return search_dirs(REWARDS_DIR_VARIABLE, BUILTIN_PRESETS_DIR)
 
 
 def available_presets() -> dict[str, Path]:
-    """Preset names -> files, over ``$PTE_RL_REWARDS_DIR`` then the repository's ``rewards/``."""
-    found: dict[str, Path] = {}
-    for directory in _search_dirs():
-        if directory.is_dir():
-            for path in sorted(directory.glob("*.yaml")):
-                found.setdefault(path.stem, path)
-    return found
+    """Preset names -> files, over ``$PTE_RL_REWARDS_DIR`` then the built-in presets."""
+    return available(REWARDS_DIR_VARIABLE, BUILTIN_PRESETS_DIR, ".yaml")
 
 
 def resolve_preset(name_or_path: str | os.PathLike) -> Path:

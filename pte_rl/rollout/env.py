@@ -18,6 +18,7 @@ the messages: the chat template renders them from :meth:`Environment.tool_schema
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import inspect
 import json
@@ -27,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pte_rl.paths import available, search_dirs
 
 REQUIRED_COLUMNS = ("prompt", "ground_truth", "task_id")
 ENVS_DIR_VARIABLE = "PTE_RL_ENVS_DIR"
@@ -130,18 +133,11 @@ def prompt_key(messages: list[dict]) -> str:
 
 def available_environments() -> dict[str, Path]:
     """Environment names -> files, over ``$PTE_RL_ENVS_DIR`` then the built-in ``pte_rl/envs/``."""
-    found: dict[str, Path] = {}
-    for directory in _search_dirs():
-        if directory.is_dir():
-            for path in sorted(directory.glob("*.py")):
-                if not path.name.startswith("_"):
-                    found.setdefault(path.stem, path)
-    return found
+    return available(ENVS_DIR_VARIABLE, BUILTIN_ENVS_DIR, ".py")
 
 
 def _search_dirs() -> list[Path]:
-    configured = os.environ.get(ENVS_DIR_VARIABLE, "")
-    return [Path(d) for d in configured.split(os.pathsep) if d] + [BUILTIN_ENVS_DIR]
+    return search_dirs(ENVS_DIR_VARIABLE, BUILTIN_ENVS_DIR)
 
 
 def resolve_environment(name_or_path: str | os.PathLike) -> Path:
@@ -166,6 +162,11 @@ def load_module(name_or_path: str | os.PathLike) -> Any:
 
 
 def _load_module(path: Path) -> Any:
+    if path.parent == BUILTIN_ENVS_DIR:  # a built-in: imported under its package name, like any module
+        module = importlib.import_module(f"pte_rl.envs.{path.stem}")
+        if not callable(getattr(module, "load_environment", None)):
+            raise AttributeError(f"{path}: expected a function load_environment(**kwargs) -> Environment")
+        return module
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
     module_name = f"_pte_rl_env_{path.stem}_{digest}"
     module = sys.modules.get(module_name)

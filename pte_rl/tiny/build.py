@@ -138,12 +138,30 @@ def cache_root() -> Path:
 
 
 def settings_hash(config: TinyConfig) -> str:
-    """A 12-hex-digit key over the settings, the environment file's text and the build version."""
-    from pte_rl.rollout.env import resolve_environment
+    """A 12-hex-digit key over the settings, the environment's source and the build version.
 
-    env_text = resolve_environment(config.env).read_bytes()
+    The source is the environment file's text plus that of the private helper modules beside it that
+    its names come from (``_arith_scripts.py`` for ``arith``): a change to a scripted behaviour is a
+    change of the build."""
+    from pte_rl.rollout.env import load_module, resolve_environment
+
+    path = resolve_environment(config.env)
+    module = load_module(path)
+    helpers = _private_helper_files(load_module(path), path.parent)
+    env_text = path.read_bytes() + b"".join(helper.read_bytes() for helper in helpers)
     payload = json.dumps({"config": asdict(config), "version": BUILD_VERSION}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode() + hashlib.sha256(env_text).digest()).hexdigest()[:12]
+
+
+def _private_helper_files(module: Any, directory: Path) -> list[Path]:
+    """Files of the private modules (``_*.py``) in ``directory`` that ``module``'s names come from."""
+    files = set()
+    for value in vars(module).values():
+        source = sys.modules.get(getattr(value, "__module__", None) or "")
+        file = Path(getattr(source, "__file__", None) or "")
+        if file.name.startswith("_") and file.suffix == ".py" and file.resolve().parent == directory:
+            files.add(file.resolve())
+    return sorted(files)
 
 
 def tiny_policy_path(config: TinyConfig | None = None) -> Path:
