@@ -46,7 +46,8 @@ def script(problem: arith.Problem, behaviour: str, *, report_lines: int = arith.
     elif behaviour == "confirm" and not problem.needs_tool:
         turns = _exchange("calculator", expr, 0, arith.calculator, text=stated)
     elif behaviour == "confirm":
-        turns = _exchange("calculator", expr, 0, arith.calculator) + _exchange("calculator", expr, 1, arith.calculator, stated)
+        first = _exchange("calculator", expr, 0, arith.calculator)
+        turns = first + _exchange("calculator", expr, 1, arith.calculator, stated)
     elif behaviour == "repeat":
         turns = _exchange("calculator", expr, 0, arith.calculator) + _exchange("calculator", expr, 1, arith.calculator)
     elif behaviour == "verbose":
@@ -83,7 +84,9 @@ def scripted_trajectories(
     """
     weights = _mix(mix)
     rng = random.Random(f"arith/scripted/{seed}")
-    pool = arith.sample_problems(seed, max(n, 1), split="train", level_weights=level_weights, eval_fraction=eval_fraction)
+    pool = arith.sample_problems(
+        seed, max(n, 1), split="train", level_weights=level_weights, eval_fraction=eval_fraction
+    )
     records = []
     for index in range(n):
         problem = pool[index % len(pool)]

@@ -37,10 +37,9 @@ last line of a response, and the report before it holds no digits to confuse the
 from __future__ import annotations
 
 import ast
-import json
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pte_rl.checkers import NumberChecker
@@ -327,8 +326,9 @@ def load_environment(
     """
     from datasets import Dataset
 
-    train = sample_problems(seed, n_train, split="train", level_weights=level_weights, eval_fraction=eval_fraction)
-    eval_items = sample_problems(eval_seed, n_eval, split="eval", level_weights=level_weights, eval_fraction=eval_fraction)
+    draw = {"level_weights": level_weights, "eval_fraction": eval_fraction}
+    train = sample_problems(seed, n_train, split="train", **draw)
+    eval_items = sample_problems(eval_seed, n_eval, split="eval", **draw)
     return Environment(
         name="arith",
         dataset=Dataset.from_dict(_rows(train)),

@@ -146,7 +146,6 @@ def settings_hash(config: TinyConfig) -> str:
     from pte_rl.rollout.env import load_module, resolve_environment
 
     path = resolve_environment(config.env)
-    module = load_module(path)
     helpers = _private_helper_files(load_module(path), path.parent)
     env_text = path.read_bytes() + b"".join(helper.read_bytes() for helper in helpers)
     payload = json.dumps({"config": asdict(config), "version": BUILD_VERSION}, sort_keys=True, default=str)
