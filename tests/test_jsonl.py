@@ -13,7 +13,9 @@ from pte_rl.pricing.jsonl import (
     TemplateCounter,
     iter_trajectories,
     parse_record,
+    read_jsonl,
     read_trajectories,
+    renderable,
     to_record,
     write_atomic,
     write_jsonl,
@@ -123,9 +125,7 @@ def test_template_renders_like_qwen25(tiny_tokenizer_dir: Path) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
-    from pte_rl.pricing.jsonl import _renderable
-
-    messages = _renderable(chat(usage=False)["messages"])
+    messages = renderable(chat(usage=False)["messages"])
     full = tokenizer.apply_chat_template(messages, tools=[PYTHON_TOOL], tokenize=False)
     assert full == HEADER + GENERATION_PROMPT + TURN0 + TOOL0 + GENERATION_PROMPT + TURN1
     ids = tokenizer(full, add_special_tokens=False)["input_ids"]
@@ -225,3 +225,65 @@ def test_write_is_atomic(tmp_path: Path) -> None:
     assert target.read_text(encoding="utf-8") == '{"a": 1}\n{"b": "é"}\n'
     write_atomic(target, ["x"])
     assert target.read_text() == "x"
+
+
+# ---- the one JSONL reader ----
+def test_read_jsonl_strict_gives_line_numbers_and_names_the_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    # line 1 an object, line 2 blank, line 3 an object with a raw U+2028 inside a string, line 4 a list
+    path.write_bytes(b'{"a": 1}\n\n{"b": "x\xe2\x80\xa8y"}\r\n[1, 2]\n')
+    rows = read_jsonl(path)
+    with pytest.raises(FormatError) as info:
+        list(rows)
+    assert (info.value.line, info.value.field) == (4, "<line>")
+    assert str(info.value) == f"{path}:4: field '<line>': expected a JSON object, got list"
+    path.write_bytes(b'{"a": 1}\n\n{"b": "x\xe2\x80\xa8y"}\r\n')
+    assert list(read_jsonl(path)) == [(1, {"a": 1}), (3, {"b": "x\u2028y"})]
+
+
+@pytest.mark.parametrize(
+    "bad_line, expected",
+    [
+        (b'{"a": ', "expected valid JSON (Expecting value at column 7)"),
+        (b'{"a": "\xff"}', "expected UTF-8 text (byte 8 is not)"),
+        (b"7", "expected a JSON object, got int"),
+    ],
+)
+def test_read_jsonl_strict_says_what_was_expected(tmp_path: Path, bad_line: bytes, expected: str) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"a": 1}\n' + bad_line + b"\n")
+    with pytest.raises(FormatError) as info:
+        list(read_jsonl(path))
+    assert info.value.line == 2 and info.value.expected == expected
+
+
+def test_read_jsonl_lenient_skips_and_reports_bad_lines(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    # 1 ok, 2 not an object, 3 blank (not reported), 4 ok, 5 not UTF-8, 6 a half-written last line
+    path.write_bytes(b'{"step": 1}\n"text"\n   \n{"step": 2}\n\xc3(\n{"step": 3, "loss": 0.')
+    rows = read_jsonl(path, strict=False)
+    assert list(rows) == [(1, {"step": 1}), (4, {"step": 2})]
+    assert rows.skipped == [2, 5, 6]
+    assert list(rows) == [(1, {"step": 1}), (4, {"step": 2})] and rows.skipped == [2, 5, 6]  # a second pass
+
+
+def test_read_jsonl_unreadable_file_raises_in_both_modes(tmp_path: Path) -> None:
+    for strict in (True, False):
+        with pytest.raises(FormatError, match=r"absent.jsonl: field '<file>': cannot be read"):
+            list(read_jsonl(tmp_path / "absent.jsonl", strict=strict))
+
+
+def test_renderable_parses_arguments_and_drops_extension_keys() -> None:
+    messages = [
+        {"role": "assistant", "content": "", "usage": {"prompt_tokens": 3, "completion_tokens": 2},
+         "timing": {"prefill_s": 0.1}, "tool_calls": [CALL, {"function": {"name": "python", "arguments": "6*"}}]},
+        {"role": "tool", "tool_call_id": "c0", "content": "42", "tokens": 9, "error": None},
+    ]
+    assert renderable(messages) == [
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c0", "type": "function", "function": {"name": "python", "arguments": {"code": "print(6*7)"}}},
+            {"function": {"name": "python", "arguments": {"_raw": "6*"}}},
+        ]},
+        {"role": "tool", "tool_call_id": "c0", "content": "42"},
+    ]
+    assert messages[0]["tool_calls"][0] is CALL and isinstance(CALL["function"]["arguments"], str)  # not mutated

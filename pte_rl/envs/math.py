@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pte_rl.checkers import MathChecker, last_boxed
-from pte_rl.rollout.env import Environment, default_data_dir, held_out, read_jsonl_records
+from pte_rl.rollout.env import Environment, dataset_records, default_data_dir, held_out
 from pte_rl.tools import make_python_tool
 
 SYSTEM_PROMPT = (
@@ -72,7 +72,7 @@ def load_rows(source: str, data_dir: str | None = None, hf_split: str = "test") 
     else:
         return source.rsplit("/", 1)[-1].lower(), _hf_rows(source, hf_split)
     rows = []
-    for line_number, record in read_jsonl_records(path):
+    for line_number, record in dataset_records(path):
         question, answer = normalise_row(record, f"{path}:{line_number}")
         row_id = record.get("id", record.get("unique_id", line_number))
         rows.append({"question": question, "answer": answer, "task_id": f"{label}-{row_id}"})

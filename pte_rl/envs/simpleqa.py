@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pte_rl.checkers import QAChecker
-from pte_rl.rollout.env import Environment, default_data_dir, held_out, read_jsonl_records
+from pte_rl.pricing.jsonl import FormatError
+from pte_rl.rollout.env import Environment, dataset_records, default_data_dir, held_out
 from pte_rl.tools import Corpus, make_search_tools
 
 SYSTEM_PROMPT = (
@@ -33,14 +34,13 @@ def load_questions(questions: str, data_dir: str | None = None) -> list[dict]:
     else:
         path = Path(questions)
     rows = []
-    for line_number, record in read_jsonl_records(path):
-        where = f"{path}:{line_number}"
+    for line_number, record in dataset_records(path):
         question, answer = record.get("question", record.get("problem")), record.get("answer")
         if not isinstance(question, str) or not question.strip():
-            raise ValueError(f"{where}: field 'question': expected a non-empty string, got {question!r}")
+            raise FormatError(path, line_number, "question", f"expected a non-empty string, got {question!r}")
         answers = answer if isinstance(answer, list) else [answer]
         if not answers or not all(isinstance(a, str) and a.strip() for a in answers):
-            raise ValueError(f"{where}: field 'answer': expected a string or a list of strings, got {answer!r}")
+            raise FormatError(path, line_number, "answer", f"expected a string or a list of strings, got {answer!r}")
         rows.append({"question": question.strip(), "answers": [a.strip() for a in answers],
                      "task_id": f"simpleqa-{record.get('id', line_number)}"})
     return rows

@@ -41,19 +41,94 @@ from pathlib import Path
 from typing import Any
 
 from pte_rl.errors import InputError
-from pte_rl.pricing.trajectory import Event, ToolCall, Trajectory, Turn, _content_text
+from pte_rl.pricing.trajectory import Event, ToolCall, Trajectory, Turn, _content_text, parse_arguments, renderable
+
+PathLike = str | os.PathLike[str]
+Where = tuple[str | None, int | None]
+"""(file, line) of a record, for :class:`FormatError`; either may be unknown."""
 
 
 class FormatError(InputError):
     """Bad input: names the file, the line (1-based), the field, and what was expected."""
 
-    def __init__(self, path: str | os.PathLike | None, line: int | None, field: str, expected: str):
+    def __init__(self, path: PathLike | None, line: int | None, field: str, expected: str):
         self.path, self.line, self.field, self.expected = path, line, field, expected
         where = f"{path}:{line}" if path is not None and line is not None else (str(path) if path else "record")
         super().__init__(f"{where}: field '{field}': {expected}")
 
 
-def _count(value: Any, field: str, where: tuple) -> int:
+# ---------------------------------------------------------------- reading JSONL
+
+
+class _BadLine(Exception):
+    """A line that is not one JSON object; the message says what was expected."""
+
+
+class JsonlLines:
+    """The objects of a JSONL file as ``(line number, object)`` pairs, read lazily; blank lines skipped.
+
+    Strict (the default): a line that is not a JSON object in UTF-8 raises :class:`FormatError` naming
+    ``file:line``. Lenient: such a line (the half-written last line of a killed writer, say) is passed
+    over and its number appended to :attr:`skipped`, for the caller to log. A file that cannot be opened
+    raises :class:`FormatError` either way. Lines end at ``\n`` only, as in JSON Lines: a JSON string may
+    hold U+2028 and other characters that ``str.splitlines`` would split at.
+    """
+
+    def __init__(self, path: PathLike, *, strict: bool = True):
+        self.path, self.strict = path, strict
+        self.skipped: list[int] = []
+        """Line numbers of the lines lenient reading passed over (reset on every iteration)."""
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        self.skipped = []
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 - closed by the with block below
+        except OSError as exc:
+            raise FormatError(str(self.path), None, "<file>", f"cannot be read: {exc.strerror}") from exc
+        with handle:
+            for line_number, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    record = _json_object(raw)
+                except _BadLine as exc:
+                    if self.strict:
+                        raise FormatError(str(self.path), line_number, "<line>", str(exc)) from None
+                    self.skipped.append(line_number)
+                    continue
+                yield line_number, record
+
+
+def read_jsonl(path: PathLike, *, strict: bool = True) -> JsonlLines:
+    """The one JSONL reader: iterate it for ``(line number, object)``; see :class:`JsonlLines`.
+
+    >>> import tempfile; path = Path(tempfile.mkdtemp()) / "log.jsonl"
+    >>> _ = path.write_text('{"a": 1}\\n\\n{"b": 2}\\n{"c": ')
+    >>> lines = read_jsonl(path, strict=False)
+    >>> list(lines), lines.skipped
+    ([(1, {'a': 1}), (3, {'b': 2})], [4])
+    """
+    return JsonlLines(path, strict=strict)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.rstrip(b"\r\n").decode("utf-8")  # without its end, so that columns count on its line
+    except UnicodeDecodeError as exc:
+        raise _BadLine(f"expected UTF-8 text (byte {exc.start + 1} is not)") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _BadLine(f"expected valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise _BadLine(f"expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+# ---------------------------------------------------------------- records -> trajectories
+
+
+def _count(value: Any, field: str, where: Where) -> int:
     if (
         isinstance(value, bool) or not isinstance(value, int | float)
         or (isinstance(value, float) and not math.isfinite(value)) or value != int(value) or value < 0
@@ -62,17 +137,12 @@ def _count(value: Any, field: str, where: tuple) -> int:
     return int(value)
 
 
-def _arguments(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError:
-            return raw  # kept as text: the pattern detectors judge it
-    return raw
-
-
 def _split(total: int, weights: list[int]) -> list[int]:
-    """Split ``total`` into integer parts proportional to ``weights`` (largest remainder)."""
+    """Split ``total`` into integer parts proportional to ``weights`` (largest remainder).
+
+    >>> _split(10, [1, 1, 1]), _split(5, [0, 0]), _split(7, [3, 1])
+    ([4, 3, 3], [3, 2], [5, 2])
+    """
     if not weights:
         return []
     weight_sum = sum(weights)
@@ -94,108 +164,37 @@ class TemplateCounter:
             raise ValueError("the tokenizer has no chat template; pte_rl needs one to count turns")
         self.tokenizer = tokenizer
 
-    def length(self, messages: list[dict], tools: list[dict] | None, generation_prompt: bool) -> int:
+    def length(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, generation_prompt: bool
+    ) -> int:
         text = self.tokenizer.apply_chat_template(
-            _renderable(messages), tools=tools, tokenize=False, add_generation_prompt=generation_prompt
+            renderable(messages), tools=tools, tokenize=False, add_generation_prompt=generation_prompt
         )
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _renderable(messages: list[dict]) -> list[dict]:
-    """Templates expect tool-call arguments as objects, not the JSON strings OpenAI logs hold."""
-    out = []
-    for m in messages:
-        if m.get("tool_calls"):
-            calls = []
-            for c in m["tool_calls"]:
-                fn = dict(c.get("function", c))
-                args = _arguments(fn.get("arguments"))
-                fn["arguments"] = args if isinstance(args, dict) else {"_raw": args}
-                calls.append({**c, "function": fn})
-            m = {**m, "tool_calls": calls}
-        out.append({k: v for k, v in m.items() if k not in ("usage", "timing", "tokens", "error")})
-    return out
+ToolMessages = list[tuple[int, dict[str, Any]]]
+"""The tool messages after one assistant message: (index in the chat, message)."""
 
 
 def parse_record(
     record: Any, *, counter: TemplateCounter | None = None, path: str | None = None, line: int | None = None
 ) -> Trajectory:
     """One JSONL object -> :class:`Trajectory`. Raises :class:`FormatError` on bad input."""
-    where = (path, line)
-    if not isinstance(record, dict):
-        raise FormatError(*where, "<line>", f"expected a JSON object, got {type(record).__name__}")
-    messages = record.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise FormatError(*where, "messages", "expected a non-empty list of chat messages")
-    tools = record.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise FormatError(*where, "tools", "expected a list of OpenAI-style tool definitions")
-    for k, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool", "developer"):
-            raise FormatError(*where, f"messages[{k}].role", "expected system, user, assistant or tool")
-
+    where: Where = (path, line)
+    messages, tools = _checked_chat(record, where)
     assistant_idx = [k for k, m in enumerate(messages) if m["role"] == "assistant"]
     turns: list[Turn] = []
-    tool_msgs_per_turn: list[list[tuple[int, dict]]] = []
+    tool_msgs_per_turn: list[ToolMessages] = []
     for n, k in enumerate(assistant_idx):
-        m = messages[k]
-        usage = m.get("usage")
-        if usage is not None:
-            if not isinstance(usage, dict):
-                raise FormatError(*where, f"messages[{k}].usage", "expected an object")
-            for key in ("prompt_tokens", "completion_tokens"):
-                if key not in usage:
-                    raise FormatError(*where, f"messages[{k}].usage.{key}", "expected a non-negative integer")
-            context = _count(usage["prompt_tokens"], f"messages[{k}].usage.prompt_tokens", where)
-            decode = _count(usage["completion_tokens"], f"messages[{k}].usage.completion_tokens", where)
-            cached = usage.get("cached_tokens")
-            if cached is None and isinstance(usage.get("prompt_tokens_details"), dict):
-                cached = usage["prompt_tokens_details"].get("cached_tokens")
-            if cached is not None:
-                cached = _count(cached, f"messages[{k}].usage.cached_tokens", where)
-        elif counter is not None:
-            context = counter.length(messages[:k], tools, generation_prompt=True)
-            decode = max(0, counter.length(messages[: k + 1], tools, generation_prompt=False) - context)
-            cached = None
-        else:
-            raise FormatError(
-                *where, f"messages[{k}].usage",
-                "expected {prompt_tokens, completion_tokens}, or a tokenizer (--tokenizer DIR) to count with",
-            )
-        timing = m.get("timing") or {}
-        if not isinstance(timing, dict):
-            raise FormatError(*where, f"messages[{k}].timing", "expected an object {prefill_s, decode_s}")
-        turns.append(Turn(context, decode, cached, [], 0, timing.get("prefill_s"), timing.get("decode_s")))
-        # The tool calls of this turn, matched to their tool messages by id, else by order.
-        raw_calls = m.get("tool_calls") or []
-        if not isinstance(raw_calls, list):
-            raise FormatError(*where, f"messages[{k}].tool_calls", "expected a list")
         end = assistant_idx[n + 1] if n + 1 < len(assistant_idx) else len(messages)
         tool_msgs = [(j, messages[j]) for j in range(k + 1, end) if messages[j]["role"] == "tool"]
-        by_id = {tm.get("tool_call_id"): (j, tm) for j, tm in tool_msgs if tm.get("tool_call_id")}
-        unmatched = [(j, tm) for j, tm in tool_msgs if not tm.get("tool_call_id")]
-        for c_i, c in enumerate(raw_calls):
-            fn = c.get("function", c) if isinstance(c, dict) else None
-            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-                raise FormatError(*where, f"messages[{k}].tool_calls[{c_i}].function.name", "expected a string")
-            match = by_id.pop(c.get("id"), None) if c.get("id") in by_id else (unmatched.pop(0) if unmatched else None)
-            tm = match[1] if match else {}
-            turns[-1].tool_calls.append(
-                ToolCall(
-                    name=fn["name"], arguments=_arguments(fn.get("arguments")), error=tm.get("error"),
-                    output=_content_text(tm.get("content")) if match else None, call_id=c.get("id"),
-                )
-            )
+        turn = _turn(messages, k, tools, counter, where)
+        turn.tool_calls.extend(_tool_calls(messages[k], k, tool_msgs, where))
+        turns.append(turn)
         tool_msgs_per_turn.append(tool_msgs)
-
     _fill_tool_tokens(turns, tool_msgs_per_turn, messages, tools, counter, where)
-    events = []
-    for e_i, e in enumerate(record.get("events") or []):
-        if not isinstance(e, dict) or "kind" not in e or isinstance(e.get("turn"), bool) \
-                or not isinstance(e.get("turn"), int):
-            raise FormatError(*where, f"events[{e_i}]", "expected an object with 'turn' (an integer) and 'kind'")
-        events.append(Event(turn=int(e["turn"]), kind=str(e["kind"]), detail=str(e.get("detail", "")),
-                            text=str(e.get("text", "")), tool=e.get("tool")))
+    events = _events(record.get("events") or [], where)
     correct = record.get("correct")
     if correct is not None and not isinstance(correct, bool | int):
         raise FormatError(*where, "correct", "expected true, false or null")
@@ -211,15 +210,99 @@ def parse_record(
     )
 
 
+def _checked_chat(record: Any, where: Where) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """The record's messages (each with a known role) and tools, checked."""
+    if not isinstance(record, dict):
+        raise FormatError(*where, "<line>", f"expected a JSON object, got {type(record).__name__}")
+    messages = record.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise FormatError(*where, "messages", "expected a non-empty list of chat messages")
+    tools = record.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise FormatError(*where, "tools", "expected a list of OpenAI-style tool definitions")
+    for k, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool", "developer"):
+            raise FormatError(*where, f"messages[{k}].role", "expected system, user, assistant or tool")
+    return messages, tools
+
+
+def _turn(
+    messages: list[dict[str, Any]], k: int, tools: list[dict[str, Any]] | None, counter: TemplateCounter | None,
+    where: Where,
+) -> Turn:
+    """The turn of assistant message ``k``: tokens from its ``usage``, else counted with the template."""
+    m = messages[k]
+    usage = m.get("usage")
+    cached: int | None = None
+    if usage is not None:
+        if not isinstance(usage, dict):
+            raise FormatError(*where, f"messages[{k}].usage", "expected an object")
+        for key in ("prompt_tokens", "completion_tokens"):
+            if key not in usage:
+                raise FormatError(*where, f"messages[{k}].usage.{key}", "expected a non-negative integer")
+        context = _count(usage["prompt_tokens"], f"messages[{k}].usage.prompt_tokens", where)
+        decode = _count(usage["completion_tokens"], f"messages[{k}].usage.completion_tokens", where)
+        raw_cached = usage.get("cached_tokens")
+        if raw_cached is None and isinstance(usage.get("prompt_tokens_details"), dict):
+            raw_cached = usage["prompt_tokens_details"].get("cached_tokens")
+        if raw_cached is not None:
+            cached = _count(raw_cached, f"messages[{k}].usage.cached_tokens", where)
+    elif counter is not None:
+        context = counter.length(messages[:k], tools, generation_prompt=True)
+        decode = max(0, counter.length(messages[: k + 1], tools, generation_prompt=False) - context)
+    else:
+        raise FormatError(
+            *where, f"messages[{k}].usage",
+            "expected {prompt_tokens, completion_tokens}, or a tokenizer (--tokenizer DIR) to count with",
+        )
+    timing = m.get("timing") or {}
+    if not isinstance(timing, dict):
+        raise FormatError(*where, f"messages[{k}].timing", "expected an object {prefill_s, decode_s}")
+    return Turn(context, decode, cached, [], 0, timing.get("prefill_s"), timing.get("decode_s"))
+
+
+def _tool_calls(m: dict[str, Any], k: int, tool_msgs: ToolMessages, where: Where) -> list[ToolCall]:
+    """The tool calls of assistant message ``k``, matched to their tool messages by id, else by order."""
+    raw_calls = m.get("tool_calls") or []
+    if not isinstance(raw_calls, list):
+        raise FormatError(*where, f"messages[{k}].tool_calls", "expected a list")
+    by_id = {tm.get("tool_call_id"): (j, tm) for j, tm in tool_msgs if tm.get("tool_call_id")}
+    unmatched = [(j, tm) for j, tm in tool_msgs if not tm.get("tool_call_id")]
+    calls = []
+    for c_i, c in enumerate(raw_calls):
+        fn = c.get("function", c) if isinstance(c, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise FormatError(*where, f"messages[{k}].tool_calls[{c_i}].function.name", "expected a string")
+        match = by_id.pop(c.get("id"), None) if c.get("id") in by_id else (unmatched.pop(0) if unmatched else None)
+        tm = match[1] if match else {}
+        calls.append(ToolCall(
+            name=fn["name"], arguments=parse_arguments(fn.get("arguments")), error=tm.get("error"),
+            output=_content_text(tm.get("content")) if match else None, call_id=c.get("id"),
+        ))
+    return calls
+
+
+def _events(raw_events: Any, where: Where) -> list[Event]:
+    events = []
+    for e_i, e in enumerate(raw_events):
+        if not isinstance(e, dict) or "kind" not in e or isinstance(e.get("turn"), bool) \
+                or not isinstance(e.get("turn"), int):
+            raise FormatError(*where, f"events[{e_i}]", "expected an object with 'turn' (an integer) and 'kind'")
+        events.append(Event(turn=int(e["turn"]), kind=str(e["kind"]), detail=str(e.get("detail", "")),
+                            text=str(e.get("text", "")), tool=e.get("tool")))
+    return events
+
+
 def _fill_tool_tokens(
-    turns: list[Turn], tool_msgs_per_turn: list[list[tuple[int, dict]]], messages: list[dict], tools, counter, where
+    turns: list[Turn], tool_msgs_per_turn: list[ToolMessages], messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None, counter: TemplateCounter | None, where: Where,
 ) -> None:
     """Tokens appended after each turn, and each tool response's share of them."""
-    for n, (turn, tool_msgs) in enumerate(zip(turns, tool_msgs_per_turn)):
+    for n, (turn, tool_msgs) in enumerate(zip(turns, tool_msgs_per_turn, strict=True)):
         given = [tm.get("tokens") for _, tm in tool_msgs]
         per_msg: list[int] | None = None
         if tool_msgs and all(g is not None for g in given):
-            per_msg = [_count(g, f"messages[{j}].tokens", where) for (j, _), g in zip(tool_msgs, given)]
+            per_msg = [_count(g, f"messages[{j}].tokens", where) for (j, _), g in zip(tool_msgs, given, strict=True)]
         elif tool_msgs and counter is not None:
             per_msg = [
                 max(0, counter.length(messages[: j + 1], tools, False) - counter.length(messages[:j], tools, False))
@@ -240,29 +323,18 @@ def _fill_tool_tokens(
             turn.tool_calls[-1].response_tokens += sum(per_msg[len(turn.tool_calls):])
 
 
-def iter_trajectories(path: str | os.PathLike, tokenizer: Any = None) -> Iterator[Trajectory]:
-    """Stream a JSONL file of trajectories; blank lines are skipped."""
+def iter_trajectories(path: PathLike, tokenizer: Any = None) -> Iterator[Trajectory]:
+    """Stream a JSONL file of trajectories (strictly: a bad line raises); blank lines are skipped."""
     counter = TemplateCounter(tokenizer) if tokenizer is not None else None
-    try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the with block below
-    except OSError as exc:
-        raise FormatError(str(path), None, "<file>", f"cannot be read: {exc.strerror}") from exc
-    with handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise FormatError(str(path), line_no, "<line>", f"expected valid JSON ({exc.msg} at column {exc.colno})") from exc
-            yield parse_record(record, counter=counter, path=str(path), line=line_no)
+    for line_number, record in read_jsonl(path):
+        yield parse_record(record, counter=counter, path=str(path), line=line_number)
 
 
-def read_trajectories(path: str | os.PathLike, tokenizer: Any = None) -> list[Trajectory]:
+def read_trajectories(path: PathLike, tokenizer: Any = None) -> list[Trajectory]:
     return list(iter_trajectories(path, tokenizer))
 
 
-def to_record(trajectory: Trajectory) -> dict:
+def to_record(trajectory: Trajectory) -> dict[str, Any]:
     """:class:`Trajectory` -> a JSONL object in the interchange format (the inverse of parse_record).
 
     Every assistant message gets exact ``usage`` from its turn; every tool message gets ``tokens``
@@ -274,7 +346,7 @@ def to_record(trajectory: Trajectory) -> dict:
     assistant_idx = [k for k, m in enumerate(messages) if m.get("role") == "assistant"]
     if len(assistant_idx) != len(trajectory.turns):
         raise ValueError(f"{len(assistant_idx)} assistant messages but {len(trajectory.turns)} turns")
-    for n, (k, turn) in enumerate(zip(assistant_idx, trajectory.turns)):
+    for n, (k, turn) in enumerate(zip(assistant_idx, trajectory.turns, strict=True)):
         usage = {"prompt_tokens": turn.context_tokens, "completion_tokens": turn.decode_tokens}
         if turn.cached_tokens is not None:
             usage["cached_tokens"] = turn.cached_tokens
@@ -283,7 +355,7 @@ def to_record(trajectory: Trajectory) -> dict:
             messages[k]["timing"] = {"prefill_s": turn.prefill_time_s, "decode_s": turn.decode_time_s}
         end = assistant_idx[n + 1] if n + 1 < len(assistant_idx) else len(messages)
         tool_positions = [j for j in range(k + 1, end) if messages[j].get("role") == "tool"]
-        for j, call in zip(tool_positions, turn.tool_calls):
+        for j, call in zip(tool_positions, turn.tool_calls, strict=False):  # surplus messages: no call
             messages[j]["tokens"] = call.response_tokens
             if call.error:
                 messages[j]["error"] = call.error
@@ -301,7 +373,7 @@ def to_record(trajectory: Trajectory) -> dict:
     return record
 
 
-def write_atomic(path: str | os.PathLike, text_chunks: Iterable[str]) -> None:
+def write_atomic(path: PathLike, text_chunks: Iterable[str]) -> None:
     """Write to a temporary file beside ``path`` and rename it into place: complete or absent."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -316,10 +388,10 @@ def write_atomic(path: str | os.PathLike, text_chunks: Iterable[str]) -> None:
         raise
 
 
-def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
+def write_jsonl(path: PathLike, records: Iterable[dict[str, Any]]) -> None:
     """Atomically write JSON objects, one a line."""
     write_atomic(path, (json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records))
 
 
-def write_trajectories(path: str | os.PathLike, trajectories: Iterable[Trajectory]) -> None:
+def write_trajectories(path: PathLike, trajectories: Iterable[Trajectory]) -> None:
     write_jsonl(path, (to_record(t) for t in trajectories))

@@ -11,6 +11,7 @@ These types need no torch and no TRL, so that logs can be priced anywhere.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -114,10 +115,10 @@ class Trajectory:
     answer: str | None = None
     ground_truth: Any = None
     correct: bool | None = None
-    messages: list[dict] | None = None
-    tools: list[dict] | None = None
+    messages: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
     events: list[Event] = field(default_factory=list)
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def decode_tokens(self) -> int:
@@ -143,11 +144,11 @@ class Trajectory:
         texts += ["" for _ in range(len(self.turns) - len(texts))]
         return texts
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Trajectory:
+    def from_dict(cls, data: dict[str, Any]) -> Trajectory:
         """Inverse of :meth:`to_dict` (the in-memory dataclass layout, not the JSONL interchange format)."""
         turns = [
             Turn(**{**t, "tool_calls": [ToolCall(**c) for c in t.get("tool_calls", [])]}) for t in data["turns"]
@@ -166,3 +167,44 @@ def _content_text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") for p in content if isinstance(p, dict))
     return str(content)
+
+
+def parse_arguments(raw: Any) -> Any:
+    """Tool-call arguments as an object: JSON text parsed; text that is not JSON kept as text (the
+    pattern detectors judge it).
+
+    >>> parse_arguments('{"x": 1}'), parse_arguments('{"x": '), parse_arguments({"x": 1})
+    ({'x': 1}, '{"x": ', {'x': 1})
+    """
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+# pte_rl's own message keys (pte_rl.pricing.jsonl), which chat templates do not expect.
+_EXTENSION_KEYS = ("usage", "timing", "tokens", "error")
+
+
+def renderable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat-template input: tool-call arguments as objects (OpenAI logs hold JSON strings; what is not
+    a JSON object becomes ``{"_raw": arguments}``), without pte_rl's extension keys.
+
+    >>> renderable([{"role": "assistant", "content": "", "usage": {"prompt_tokens": 1},
+    ...              "tool_calls": [{"function": {"name": "f", "arguments": '{"x": 1}'}}]}])
+    [{'role': 'assistant', 'content': '', 'tool_calls': [{'function': {'name': 'f', 'arguments': {'x': 1}}}]}]
+    """
+    out = []
+    for message in messages:
+        if message.get("tool_calls"):
+            calls = []
+            for call in message["tool_calls"]:
+                function = dict(call.get("function", call))
+                arguments = parse_arguments(function.get("arguments"))
+                function["arguments"] = arguments if isinstance(arguments, dict) else {"_raw": arguments}
+                calls.append({**call, "function": function})
+            message = {**message, "tool_calls": calls}
+        out.append({k: v for k, v in message.items() if k not in _EXTENSION_KEYS})
+    return out

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pte_rl.paths import available, search_dirs
+from pte_rl.pricing.jsonl import FormatError, read_jsonl
 
 REQUIRED_COLUMNS = ("prompt", "ground_truth", "task_id")
 ENVS_DIR_VARIABLE = "PTE_RL_ENVS_DIR"
@@ -153,7 +154,9 @@ def resolve_environment(name_or_path: str | os.PathLike) -> Path:
         return available[text].resolve()
     dirs = ", ".join(str(d) for d in _search_dirs())
     names = ", ".join(sorted(available)) or "none"
-    raise ValueError(f"unknown environment {text!r}; available: {names} (searched {dirs}; or give a path to a .py file)")
+    raise ValueError(
+        f"unknown environment {text!r}; available: {names} (searched {dirs}; or give a path to a .py file)"
+    )
 
 
 def load_module(name_or_path: str | os.PathLike) -> Any:
@@ -197,7 +200,8 @@ def environment_options(name_or_path: str | os.PathLike) -> dict[str, inspect.Pa
 
 
 def load_environment(name_or_path: str | os.PathLike, **kwargs: Any) -> Environment:
-    """Load an environment by name (``pte_rl/envs/<name>.py``) or ``.py`` path and call its ``load_environment(**kwargs)``.
+    """Load an environment by name (``pte_rl/envs/<name>.py``) or ``.py`` path and call its
+    ``load_environment(**kwargs)``.
 
     Unknown options raise a ``TypeError`` that names the file and lists the options it accepts.
     """
@@ -213,7 +217,9 @@ def load_environment(name_or_path: str | os.PathLike, **kwargs: Any) -> Environm
         raise TypeError(f"{path}: load_environment(): {exc}; accepted options: {options or 'none'}") from None
     env = factory(**kwargs)
     if not isinstance(env, Environment):
-        raise TypeError(f"{path}: load_environment() returned {type(env).__name__}, expected pte_rl.rollout.env.Environment")
+        raise TypeError(
+            f"{path}: load_environment() returned {type(env).__name__}, expected pte_rl.rollout.env.Environment"
+        )
     env.source = (str(path), dict(kwargs))
     return env
 
@@ -224,26 +230,12 @@ def _annotation_name(annotation: Any) -> str:
     return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
 
 
-def read_jsonl_records(path: str | os.PathLike) -> list[tuple[int, dict]]:
-    """(line number, object) for every non-blank line of a JSONL file; bad lines raise naming file:line."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise FileNotFoundError(f"{path}: cannot be read ({exc.strerror})") from None
-    records = []
-    for line_number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{line_number}: expected valid JSON ({exc.msg} at column {exc.colno})") from None
-        records.append((line_number, record))
-    wrong = next((n for n, r in records if not isinstance(r, dict)), None)
-    if wrong is not None:
-        raise ValueError(f"{path}:{wrong}: expected a JSON object per line")
+def dataset_records(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a dataset's JSONL file, at least one; a bad
+    line raises :class:`~pte_rl.pricing.jsonl.FormatError` naming file:line."""
+    records = list(read_jsonl(path))
     if not records:
-        raise ValueError(f"{path}: no records")
+        raise FormatError(str(path), None, "<file>", "expected at least one JSON object (the file has none)")
     return records
 
 

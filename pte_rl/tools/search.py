@@ -14,7 +14,6 @@ every later turn prefills again, which is the cost PTE prices.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pte_rl.pricing.jsonl import FormatError
+from pte_rl.pricing.jsonl import FormatError, read_jsonl
 from pte_rl.tools.common import ToolInputError, ToolText, truncation_marker
 
 BudgetUnit = Literal["chars", "words", "tokens"]
@@ -82,25 +81,14 @@ class Corpus:
         Bad lines raise :class:`pte_rl.pricing.jsonl.FormatError` (a ValueError) naming the file, line and field.
         """
         documents = []
-        with open(path, encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError as exc:
-                    raise FormatError(path, line_number, "<line>", f"expected valid JSON ({exc})") from None
-                if not isinstance(record, dict):
-                    raise FormatError(path, line_number, "<line>", "expected a JSON object")
-                for field, required in (("id", True), ("text", True), ("title", False), ("url", False)):
-                    value = record.get(field)
-                    if (required or value is not None) and not isinstance(value, str):
-                        raise FormatError(path, line_number, field, f"expected a string, got {value!r}")
-                if not record["id"]:
-                    raise FormatError(path, line_number, "id", "expected a non-empty string")
-                documents.append(
-                    Document(record["id"], record.get("title") or "", record["text"], record.get("url") or "")
-                )
+        for line_number, record in read_jsonl(path):
+            for field, required in (("id", True), ("text", True), ("title", False), ("url", False)):
+                value = record.get(field)
+                if (required or value is not None) and not isinstance(value, str):
+                    raise FormatError(path, line_number, field, f"expected a string, got {value!r}")
+            if not record["id"]:
+                raise FormatError(path, line_number, "id", "expected a non-empty string")
+            documents.append(Document(record["id"], record.get("title") or "", record["text"], record.get("url") or ""))
         if not documents:
             raise ValueError(f"{path}: no documents")
         return cls(documents, **kwargs)
@@ -122,7 +110,7 @@ class Corpus:
                 [terms], k=min(k, len(self.documents)), show_progress=False
             )
         hits = []
-        for index, score in zip(indices[0].tolist(), scores[0].tolist()):
+        for index, score in zip(indices[0].tolist(), scores[0].tolist(), strict=True):
             if score > 0:
                 doc = self.documents[index]
                 hits.append(
