@@ -103,7 +103,7 @@ class GenerationBackend(Protocol):
 def _check_request(prompts: Sequence[Sequence[int]], max_tokens: Sequence[int]) -> None:
     if len(prompts) != len(max_tokens):
         raise ValueError(f"generate: {len(prompts)} prompts but {len(max_tokens)} max_tokens")
-    for i, (prompt, limit) in enumerate(zip(prompts, max_tokens)):
+    for i, (prompt, limit) in enumerate(zip(prompts, max_tokens, strict=True)):
         if not prompt:
             raise ValueError(f"generate: prompt {i} is empty")
         if limit < 1:
@@ -196,7 +196,8 @@ class TransformersBackend:
         with torch.no_grad():
             out = self.model.generate(
                 input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=config,
-                stopping_criteria=StoppingCriteriaList([RowBudget()]), logits_processor=LogitsProcessorList([FirstToken(), *self.logits_processors]),
+                stopping_criteria=StoppingCriteriaList([RowBudget()]),
+                logits_processor=LogitsProcessorList([FirstToken(), *self.logits_processors]),
             )
         end = time.perf_counter()
         generated = out.sequences[:, width:].cpu()
@@ -256,24 +257,26 @@ class VLLMBackend:
             for limit in max_tokens
         ]
         start = time.perf_counter()
-        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], sampling_params=params, use_tqdm=False)
+        requests = [{"prompt_token_ids": list(p)} for p in prompts]
+        outputs = self.llm.generate(requests, sampling_params=params, use_tqdm=False)
         elapsed = time.perf_counter() - start
         if len(outputs) != len(prompts):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(prompts)} prompts")
         results = []
-        for prompt, output in zip(prompts, outputs):
+        for prompt, output in zip(prompts, outputs, strict=True):
             if list(output.prompt_token_ids) != list(prompt):
                 raise RuntimeError("vLLM returned outputs out of order (prompt token ids differ)")
             completion = output.outputs[0]
             ids = list(completion.token_ids)
             logprobs = None
             if completion.logprobs is not None:
-                logprobs = [_logprob_of(entry, token) for entry, token in zip(completion.logprobs, ids)]
+                logprobs = [_logprob_of(entry, token) for entry, token in zip(completion.logprobs, ids, strict=False)]
             cached = getattr(output, "num_cached_tokens", None)
             finished = completion.finish_reason == "stop" or (bool(ids) and ids[-1] in self.eos_ids)
             results.append(Generation(
-                token_ids=ids, logprobs=logprobs, finished=finished, cached_tokens=None if cached is None else int(cached),
-                generation_time_s=elapsed, batch_size=len(prompts),
+                token_ids=ids, logprobs=logprobs, finished=finished,
+                cached_tokens=None if cached is None else int(cached), generation_time_s=elapsed,
+                batch_size=len(prompts),
             ))
         return results
 

@@ -21,7 +21,8 @@ The backend follows the trainer: ``use_vllm`` with ``vllm_mode="colocate"`` driv
 ``vllm_generation.llm`` directly (one request per prompt, each with its own token limit, prefix-cache
 hits recorded); ``vllm_mode="server"`` drives its ``VLLMClient``; otherwise ``model.generate`` on the
 unwrapped model (TRL's ``unwrap_model_for_generation``, entered once per batch). TRL syncs the vLLM
-weights before calling ``rollout_func``. Sampling comes from ``trainer.args`` (temperature, top_p,
+weights before calling ``rollout_func``. Every trainer member beyond TRL's documented API is reached
+through :mod:`pte_rl.rollout.trl_adapter`. Sampling comes from ``trainer.args`` (temperature, top_p,
 top_k, min_p, repetition_penalty; ``max_completion_length`` is the budget over all turns).
 
 Ground truth for grading: ``rollout_func`` receives only prompts, not the dataset rows. The
@@ -39,6 +40,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from pte_rl.rollout import trl_adapter
 from pte_rl.rollout.backends import (
     GenerationBackend,
     SamplingConfig,
@@ -60,7 +62,7 @@ def build_task_index(*datasets: Any) -> dict[str, TaskInfo]:
     for dataset in datasets:
         if dataset is None:
             continue
-        for prompt, truth, task_id in zip(dataset["prompt"], dataset["ground_truth"], dataset["task_id"]):
+        for prompt, truth, task_id in zip(dataset["prompt"], dataset["ground_truth"], dataset["task_id"], strict=True):
             key = prompt_key(prompt)
             info = TaskInfo(truth, None if task_id is None else str(task_id))
             if key in index and index[key].ground_truth != truth:
@@ -139,11 +141,11 @@ class RolloutFunc:
     def __call__(self, prompts: list[list[dict]], trainer: Any) -> dict[str, list]:
         if not prompts or not isinstance(prompts[0], list):
             raise TypeError("rollout_func expects conversational prompts (lists of chat messages)")
-        tokenizer = getattr(trainer, "_tokenizer", None) or _text_tokenizer(trainer.processing_class)
+        tokenizer = trl_adapter.text_tokenizer(trainer)
         keys = [prompt_key(p) for p in prompts]
         tasks = [self.task_index.get(k, TaskInfo()) for k in keys]
         step = int(getattr(getattr(trainer, "state", None), "global_step", 0) or 0)
-        mode = "train" if getattr(trainer.model, "training", True) else "eval"
+        mode = trl_adapter.metric_mode(trainer)
         ids = [f"{t.task_id or 'prompt'}/step{step}/{i}" for i, t in enumerate(tasks)]
         with trainer_backend(trainer, tokenizer) as backend:
             results = run_rollouts(
@@ -196,33 +198,28 @@ def make_rollout_func(
     )
 
 
-def _text_tokenizer(processing_class: Any) -> Any:
-    return getattr(processing_class, "tokenizer", processing_class)
-
-
 @contextlib.contextmanager
 def trainer_backend(trainer: Any, tokenizer: Any) -> Iterator[GenerationBackend]:
     """The trainer's generation engine behind the backend interface, for one batch of rollouts."""
-    eos = set(getattr(trainer, "eos_token_ids", None) or eos_token_ids(tokenizer))
-    if getattr(trainer, "use_vllm", False):
-        generation = trainer.vllm_generation
-        mode = getattr(trainer, "vllm_mode", None) or trainer.args.vllm_mode
+    eos = set(trl_adapter.trainer_eos_ids(trainer) or eos_token_ids(tokenizer))
+    engine = trl_adapter.vllm_engine(trainer)
+    if engine is not None:
+        mode, generation = engine
         if mode == "server":
-            config = trainer.model.config
             yield VLLMServerBackend(
-                getattr(generation, "vllm_client", None), eos, trainer.accelerator,
-                max_context=getattr(config, "max_position_embeddings", None),
+                trl_adapter.vllm_client(generation), eos, trainer.accelerator,
+                max_context=getattr(trainer.model.config, "max_position_embeddings", None),
             )
             return
-        if getattr(generation, "tensor_parallel_size", 1) > 1:
+        if trl_adapter.vllm_tensor_parallel_size(generation) > 1:
             raise ValueError(
                 "pte_rl's rollout does not support vllm_tensor_parallel_size > 1 in colocate mode (the ranks of a "
                 "tensor-parallel group would have to run the same turns); use vllm_mode='server'"
             )
-        with _vllm_awake(generation):
-            yield VLLMBackend(generation.llm, eos)
+        with trl_adapter.vllm_awake(generation) as llm:
+            yield VLLMBackend(llm, eos)
         return
-    if getattr(trainer, "is_fsdp_enabled", False):
+    if trl_adapter.is_fsdp(trainer):
         raise ValueError(
             "pte_rl's rollout with FSDP needs use_vllm=True: FSDP forward passes are collective, and multi-turn "
             "episodes end at different turns on different ranks"
@@ -232,27 +229,5 @@ def trainer_backend(trainer: Any, tokenizer: Any) -> Iterator[GenerationBackend]
             "pte_rl's rollout needs ds3_gather_for_generation=True: without gathered weights every rank must run "
             "the same number of forward passes, and multi-turn episodes end at different turns"
         )
-    from trl.models.utils import unwrap_model_for_generation
-
-    with unwrap_model_for_generation(
-        trainer.model_wrapped, trainer.accelerator,
-        gather_deepspeed3_params=True,
-        gradient_checkpointing_kwargs=getattr(trainer.args, "gradient_checkpointing_kwargs", None),
-    ) as model:
+    with trl_adapter.unwrapped_model(trainer) as model:
         yield TransformersBackend(model, tokenizer, eos_ids=eos)
-
-
-@contextlib.contextmanager
-def _vllm_awake(generation: Any) -> Iterator[None]:
-    """Mirror TRL's sleep-mode handling around direct use of the colocated engine."""
-    if not getattr(generation, "enable_sleep_mode", False):
-        yield
-        return
-    if getattr(generation, "_llm_weights_sleeping", False):
-        generation.sync_weights()
-    generation.llm.wake_up(tags=["kv_cache"])
-    try:
-        yield
-    finally:
-        generation.llm.sleep(level=2)
-        generation._llm_weights_sleeping = True

@@ -47,8 +47,8 @@ def evaluate_policy(
     from transformers import AutoModelForCausalLM, set_seed
 
     from pte_rl.rollout.backends import SamplingConfig, TransformersBackend
-    from pte_rl.training.metrics import eval_summary
     from pte_rl.rollout.loop import RolloutConfig, TaskInfo, run_rollouts
+    from pte_rl.training.metrics import eval_summary
 
     set_seed(seed)
     if isinstance(model, str | os.PathLike):

@@ -138,7 +138,7 @@ def sample_table(trajectories: Sequence[Trajectory | dict], cost_model: CostMode
                 "tool_tokens": turn.tool_tokens,
                 "text": texts[i][:SAMPLE_TEXT_CHARS] if i < len(texts) else "",
             }
-            for i, (turn, cost) in enumerate(zip(traj.turns, breakdown.turns))
+            for i, (turn, cost) in enumerate(zip(traj.turns, breakdown.turns, strict=True))
         ]
         rows.append({
             "id": traj.id if traj.id is not None else str(index),

@@ -92,7 +92,7 @@ def training_plots(records: Sequence[dict], plots_dir: str | os.PathLike) -> lis
         if not filled:
             continue
         fig, axes = _figure(len(filled))
-        for ax, (label, found) in zip(axes, filled):
+        for ax, (label, found) in zip(axes, filled, strict=True):
             for key in found:
                 steps, values = _series(records, key)
                 ax.plot(steps, values, marker="o", markersize=2.5, linewidth=1.2, label=key)
@@ -103,6 +103,11 @@ def training_plots(records: Sequence[dict], plots_dir: str | os.PathLike) -> lis
         axes[-1].set_xlabel("step")
         written.append(save_png(fig, Path(plots_dir) / filename))
     return written
+
+
+def _std(values: Any) -> float:
+    """Sample standard deviation (ddof 1); 0 for a single value."""
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
 def pareto_plot(
@@ -117,11 +122,10 @@ def pareto_plot(
 
     fig, (ax,) = _figure(1, width=7.0, height=5.0)
     colors = [f"C{i % 10}" for i in range(len(groups))]
-    for color, group in zip(colors, groups):
+    for color, group in zip(colors, groups, strict=True):
         costs, accs = np.asarray(group["pte"], float), np.asarray(group["accuracy"], float)
         ax.scatter(costs, accs, color=color, alpha=0.45, s=22)
-        std = (lambda a: float(a.std(ddof=1)) if len(a) > 1 else 0.0)
-        ax.errorbar(costs.mean(), accs.mean(), xerr=std(costs), yerr=std(accs), fmt="o", color=color,
+        ax.errorbar(costs.mean(), accs.mean(), xerr=_std(costs), yerr=_std(accs), fmt="o", color=color,
                     markersize=9, capsize=3, label=group["label"])
     if starts:
         ax.scatter([s[0] for s in starts], [s[1] for s in starts], marker="x", color="grey", s=40,

@@ -10,19 +10,15 @@ One interface, whatever is switched on. The training recipe calls
 
 and everything below is a no-op where it does not apply: no ``if wandb:`` branches in the recipe.
 
-Per rollout batch, :func:`pte_rl.training.metrics.batch_metrics` (re-exported here) gives ``pte/mean``,
-``pte/median``, ``pte/p90``, ``pte/prefill_share``, ``pte/decode_share``, ``pte/correct_mean``,
-``pte/incorrect_mean``, ``accuracy``, ``tokens/generated_mean``, ``tokens/total_mean``,
-``tools/calls_per_trajectory``, ``tools/calls/<tool>``, ``turns/mean`` and every pattern's
-``patterns/<name>_rate`` and ``patterns/<name>_cost_multiplier`` (formulas in pte_rl/training/metrics.py).
-Each batch is gathered from every process first; with the trainer at hand (``observe``, or
-:meth:`MetricsRecorder.on_rollout_batch` given it) the metrics go through TRL's ``log_metric``
-channel: averaged over the generation batches of a logging step, then logged with TRL's own
-metrics (``reward``, ``rewards/<func>/mean``, ``kl``, ...) to every ``report_to`` backend (W&B
-prefixes them with ``train/``) and to ``metrics.jsonl``.
-
-This module imports neither torch nor transformers; :class:`LocalMetricsCallback` (a
-``transformers.TrainerCallback``) is built on first access.
+The callback is the one producer of ``pte/*``, ``tokens/*``, ``tools/*``, ``turns/*``, ``patterns/*``
+and ``accuracy`` (:func:`produced_here`), priced with the one cost model it is given: per rollout
+batch, :func:`pte_rl.training.metrics.batch_metrics` of the whole batch (gathered from every
+process). With the trainer at hand (``observe``, or :meth:`LocalMetricsCallback.on_rollout_batch`
+given it) the metrics go through TRL's ``log_metric`` channel (:func:`pte_rl.rollout.trl_adapter.
+claim_metrics`, which also drops these keys when a reward function logs them): averaged over the
+generation batches of a logging step, then logged with TRL's own metrics (``reward``,
+``rewards/<func>/mean``, ``kl``, ...) to every ``report_to`` backend (W&B prefixes them with
+``train/``) and to ``metrics.jsonl``. Reward functions log only ``reward/<name>_*``.
 """
 
 from __future__ import annotations
@@ -39,11 +35,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
+from transformers import TrainerCallback
 
 from pte_rl.pricing.cost import CostModel
 from pte_rl.pricing.jsonl import write_atomic
-from pte_rl.training.metrics import TABLE_COLUMNS, batch_metrics, sample_table, table_rows
 from pte_rl.pricing.trajectory import Trajectory
+from pte_rl.rewards.distributed import gather_samples
+from pte_rl.rollout import trl_adapter
+from pte_rl.training.metrics import TABLE_COLUMNS, batch_metrics, sample_table, table_rows
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +50,23 @@ METRICS_FILE = "metrics.jsonl"
 SAMPLES_FILE = "samples.jsonl"
 PLOTS_DIR = "plots"
 CONFIG_FILE = "config.yaml"
+PRODUCED_PREFIXES = ("pte/", "tokens/", "tools/", "turns/", "patterns/")
+PRODUCED_KEYS = ("accuracy",)
+_OWNER = "pte_rl.training.tracking.LocalMetricsCallback"
+
+__all__ = [
+    "LocalMetricsCallback", "MetricsRecorder", "ObservedRollout", "batch_metrics", "init_wandb_env",
+    "produced_here", "read_jsonl_records", "sample_table", "save_resolved_config", "truncate_after",
+]
+
+
+def produced_here(key: str) -> bool:
+    """True for the keys :class:`LocalMetricsCallback` alone produces (``pte/mean`` yes, ``reward/x`` no).
+
+    >>> [produced_here(k) for k in ("pte/mean", "accuracy", "tools/calls/python", "reward/pte_penalty_mean")]
+    [True, True, True, False]
+    """
+    return key in PRODUCED_KEYS or key.startswith(PRODUCED_PREFIXES)
 
 
 # --- Weights & Biases ---------------------------------------------------------------------------------
@@ -199,8 +215,8 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-class MetricsRecorder:
-    """A run's local record and its W&B extras; the behaviour of :class:`LocalMetricsCallback`.
+class LocalMetricsCallback(TrainerCallback):
+    """A ``transformers.TrainerCallback``: the run's training metrics, local record and W&B extras.
 
     Files in ``output_dir``: ``metrics.jsonl`` (every logged dict plus its ``step``, one line per log,
     flushed), ``samples.jsonl`` (sample trajectories with their per-turn PTE breakdown, plus ``step``)
@@ -214,7 +230,7 @@ class MetricsRecorder:
         self,
         output_dir: str | os.PathLike,
         *,
-        cost_model: CostModel | None = None,
+        cost_model: CostModel,
         toolsets: Any = None,
         samples_per_log: int = 4,
         plots: bool = True,
@@ -238,27 +254,20 @@ class MetricsRecorder:
     ) -> dict[str, float]:
         """Price one rollout batch and queue its metrics and a few samples for the next log.
 
-        With a TRL trainer (anything with ``_log_metric``, the channel behind reward functions'
-        ``log_metric``), the batch is first gathered from every process, so each metric is that of
-        the whole batch, then handed to TRL, which logs it with its own metrics to every backend.
-        Every process must call this for every batch (the gather is collective). Without a trainer
-        the metrics are averaged over the batches since the last log and added to its metrics.jsonl
-        line (and W&B). Returns the batch's metrics.
+        The batch is first gathered from every process, so each metric is that of the whole batch
+        (every process must call this for every batch: the gather is collective). With a TRL trainer
+        the metrics go through TRL's ``log_metric`` channel, claimed for the keys of
+        :func:`produced_here`. Without one they are averaged over the batches since the last log and
+        added to its metrics.jsonl line (and W&B). Returns the batch's metrics.
         """
-        if self.cost_model is None:
-            raise ValueError("LocalMetricsCallback(cost_model=...) is needed to price rollout batches")
-        records = list(trajectories)
-        accelerator = getattr(trainer, "accelerator", None)
-        if accelerator is not None and getattr(accelerator, "num_processes", 1) > 1:
-            from accelerate.utils import gather_object
-
-            records = gather_object([t.to_dict() if isinstance(t, Trajectory) else t for t in records])
-        trajs = [t if isinstance(t, Trajectory) else Trajectory.from_dict(t) for t in records]
+        local = [t.to_dict() if isinstance(t, Trajectory) else t for t in trajectories]
+        merged, _ = gather_samples(local)
+        trajs = [Trajectory.from_dict(t) for t in merged]
         metrics = batch_metrics(trajs, self.cost_model, toolsets=self.toolsets)
-        log_metric = getattr(trainer, "_log_metric", None)
-        if callable(log_metric):
+        channel = None if trainer is None else trl_adapter.claim_metrics(trainer, produced_here, _OWNER)
+        if channel is not None:
             for key, value in metrics.items():
-                log_metric(key, value)
+                channel(key, value)
         else:
             self._pending_metrics.append(metrics)
         if self.samples_per_log > 0:
@@ -350,7 +359,7 @@ class MetricsRecorder:
 class ObservedRollout:
     """``rollout_func`` plus a recorder: returns the rollout's output unchanged (picklable)."""
 
-    def __init__(self, rollout_func: Any, recorder: MetricsRecorder):
+    def __init__(self, rollout_func: Any, recorder: LocalMetricsCallback):
         self.rollout_func, self.recorder = rollout_func, recorder
 
     def __call__(self, prompts: list, trainer: Any) -> dict:
@@ -361,17 +370,4 @@ class ObservedRollout:
         return output
 
 
-def __getattr__(name: str) -> Any:
-    # Built on first access, so that importing pte_rl.training.tracking (for batch_metrics, or `pte-rl report`)
-    # imports neither transformers nor torch.
-    if name == "LocalMetricsCallback":
-        from transformers import TrainerCallback
-
-        cls = type("LocalMetricsCallback", (MetricsRecorder, TrainerCallback), {
-            "__module__": __name__,
-            "__doc__": "A transformers.TrainerCallback that does what :class:`MetricsRecorder` describes.",
-        })
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+MetricsRecorder = LocalMetricsCallback  # the earlier name, kept for scripts that use it

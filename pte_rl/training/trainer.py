@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pte_rl.rollout import trl_adapter
+
 
 def floor_correct_advantages(advantages: Any, correctness: Any, floor: float) -> tuple[Any, int]:
     """``advantages`` with ``max(a, floor)`` where ``correctness >= 0.5``; and how many were raised.
@@ -47,40 +49,33 @@ def floor_correct_advantages(advantages: Any, correctness: Any, floor: float) ->
 
 
 def grpo_trainer_class(correct_advantage_floor: float | None = None, correctness_name: str = "correctness"):
-    """``trl.GRPOTrainer`` itself when the floor is None, else a subclass that applies it."""
+    """``trl.GRPOTrainer`` itself when the floor is None, else a subclass that applies it.
+
+    The subclass reaches TRL's advantages through :func:`pte_rl.rollout.trl_adapter.advantage_hook`.
+    """
     from trl import GRPOTrainer
 
     if correct_advantage_floor is None:
         return GRPOTrainer
     floor = float(correct_advantage_floor)
 
-    class FlooredGRPOTrainer(GRPOTrainer):
+    class FlooredGRPOTrainer(trl_adapter.advantage_hook(GRPOTrainer)):
         """GRPOTrainer with the advantages of correct rollouts floored (see pte_rl.training.trainer)."""
 
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)
-            if correctness_name not in self.reward_func_names:
+            names = trl_adapter.reward_names(self)
+            if correctness_name not in names:
                 raise ValueError(
                     f"correct_advantage_floor needs a reward function named {correctness_name!r}; the "
-                    f"preset has {self.reward_func_names}"
+                    f"preset has {names}"
                 )
-            self._correct_column = self.reward_func_names.index(correctness_name)
-            self._rewards_per_func = None
+            self._correct_column = names.index(correctness_name)
 
-        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-            rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-            self._rewards_per_func = rewards  # gathered over processes, as TRL uses it
-            return rewards
-
-        def _generate_and_score_completions(self, inputs):
-            output = super()._generate_and_score_completions(inputs)
-            advantages = output["advantages"]
-            n = advantages.shape[0]
-            start = self.accelerator.process_index * n
-            correctness = self._rewards_per_func[start : start + n, self._correct_column]
-            output["advantages"], raised = floor_correct_advantages(advantages, correctness, floor)
-            mode = "train" if self.model.training else "eval"
-            self._metrics[mode]["advantages/floored_frac"].append(raised / max(n, 1))
-            return output
+        def adjust_advantages(self, advantages: Any, rewards_per_func: Any) -> Any:
+            correctness = rewards_per_func[:, self._correct_column]
+            advantages, raised = floor_correct_advantages(advantages, correctness, floor)
+            trl_adapter.record_metric(self, "advantages/floored_frac", raised / max(advantages.shape[0], 1))
+            return advantages
 
     return FlooredGRPOTrainer

@@ -1,0 +1,218 @@
+"""Every place where pte_rl reaches into TRL (or transformers' Trainer) beyond their documented API.
+
+pte_rl drives TRL's ``GRPOTrainer`` through its public, experimental ``rollout_func`` and needs a few
+of the trainer's private members besides. They are all here, so that a TRL upgrade is checked in one
+file (and by tests/test_trl_adapter.py, which pins each row on the installed TRL; "tf": transformers):
+
+touchpoint                                       | what pte_rl uses it for                                  | checked on
+------------------------------------------------ | -------------------------------------------------------- | ----------
+GRPOTrainer(rollout_func=...), experimental      | the multi-turn rollout: TRL calls rollout_func(prompts,  | 1.16.0
+                                                 | trainer), merges its extra keys into rewards' kwargs     |
+GRPOTrainer._log_metric(name, value)             | the metrics callback's channel (rewards' log_metric):    | 1.16.0
+                                                 | averaged over a logging step, then logged with TRL's     |
+                                                 | metrics to every report_to backend                       |
+GRPOTrainer._metrics[mode][key]                  | advantages/floored_frac, next to TRL's own metrics       | 1.16.0
+GRPOTrainer._calculate_rewards(inputs, prompts,  | the (all processes' rows x reward functions) matrix TRL  | 1.16.0
+  completions, completion_ids_list)              | builds advantages from (returned gathered)               |
+GRPOTrainer._generate_and_score_completions(     | the batch whose 'advantages' (this process's rows, from  | 1.16.0
+  inputs)                                        | process_index * n) the advantage floor raises            |
+GRPOTrainer.reward_func_names                    | the floor's correctness column                           | 1.16.0
+GRPOTrainer._tokenizer                           | the text tokenizer (processing_class may be a processor) | 1.16.0
+GRPOTrainer.eos_token_ids                        | where a turn ends (tokenizer + generation config EOS)    | 1.16.0
+GRPOTrainer.use_vllm, .vllm_mode,                | the trainer's engine: VLLMGeneration .llm (colocate),    | 1.16.0
+  .vllm_generation                               | .vllm_client (server), .tensor_parallel_size             |
+VLLMGeneration.enable_sleep_mode,                | waking the colocated engine (weights, KV cache) as TRL's | 1.16.0
+  ._llm_weights_sleeping, .sync_weights()        | own generate does, around pte_rl's llm.generate calls    |
+trl.models.utils.unwrap_model_for_generation(    | the policy unwrapped (ZeRO-3 weights gathered) for       | 1.16.0
+  model, accelerator, gather_deepspeed3_params=, | model.generate, once per rollout batch                   |
+  gradient_checkpointing_kwargs=)                |                                                          |
+transformers Trainer.model_wrapped,              | the model to unwrap; refusing FSDP without vLLM          | tf 5.25
+  Trainer.is_fsdp_enabled                        |                                                          |
+
+Nothing here imports trl at import time (it takes ~45 s of CPU); :func:`advantage_hook` and
+:func:`unwrapped_model` import it when called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+CHECKED_ON = "1.16.0"
+"""The TRL version every touchpoint of the table was checked on."""
+
+
+# --- the trainer's text tokenizer and end-of-turn ids ---------------------------------------------------
+
+
+def text_tokenizer(trainer: Any) -> Any:
+    """The trainer's text tokenizer: TRL's ``_tokenizer``, else ``processing_class`` (or its ``.tokenizer``)."""
+    tokenizer = getattr(trainer, "_tokenizer", None)
+    if tokenizer is not None:
+        return tokenizer
+    processing_class = trainer.processing_class
+    return getattr(processing_class, "tokenizer", processing_class)
+
+
+def trainer_eos_ids(trainer: Any) -> list[int] | None:
+    """The end-of-turn token ids TRL resolved (tokenizer EOS + generation config EOS), or None."""
+    ids = getattr(trainer, "eos_token_ids", None)
+    return list(ids) if ids else None
+
+
+def reward_names(trainer: Any) -> list[str]:
+    """The names of the trainer's reward functions, in the order of its reward columns."""
+    return list(trainer.reward_func_names)
+
+
+# --- metrics ------------------------------------------------------------------------------------------
+
+
+def metric_mode(trainer: Any) -> str:
+    """``"train"`` or ``"eval"``: the half of TRL's metric store a batch belongs to (TRL's own test)."""
+    return "train" if getattr(trainer.model, "training", True) else "eval"
+
+
+def record_metric(trainer: Any, name: str, value: float) -> None:
+    """Append one batch's value to TRL's metric store: averaged over the logging step by ``GRPOTrainer.log``.
+
+    The value is logged as it is given: the caller makes it the same on every process.
+    """
+    trainer._metrics[metric_mode(trainer)][name].append(float(value))
+
+
+class GuardedLogMetric:
+    """TRL's ``_log_metric`` for everyone but the owner of some keys: their values from others are dropped.
+
+    TRL averages every value logged under one key in a step, so two producers of ``pte/mean`` (a
+    reward function and the metrics callback, each with its own cost model) would log a blend. The
+    owner writes through :attr:`owner_channel`; a reward function's ``log_metric`` is this object,
+    which drops an owned key with one warning per key.
+    """
+
+    def __init__(self, owner_channel: Callable[[str, float], None], owns: Callable[[str], bool], owner: str):
+        self.owner_channel, self.owns, self.owner = owner_channel, owns, owner
+        self.dropped: set[str] = set()
+
+    def __call__(self, name: str, value: float) -> None:
+        if not self.owns(name):
+            self.owner_channel(name, value)
+            return
+        if name not in self.dropped:
+            self.dropped.add(name)
+            logger.warning("log_metric(%r): dropped, %s is the one producer of this key", name, self.owner)
+
+
+def claim_metrics(trainer: Any, owns: Callable[[str], bool], owner: str) -> Callable[[str, float], None] | None:
+    """Make ``owner`` the one producer of the keys ``owns`` accepts; returns its channel (None: no TRL trainer).
+
+    TRL hands ``trainer._log_metric`` to the reward functions as ``log_metric`` at every reward call,
+    so replacing it on the instance (once; later calls return the same channel) guards every later
+    batch. The returned channel is TRL's own ``_log_metric``.
+    """
+    current = getattr(trainer, "_log_metric", None)
+    if isinstance(current, GuardedLogMetric):
+        return current.owner_channel
+    if not callable(current):
+        return None
+    trainer._log_metric = GuardedLogMetric(current, owns, owner)
+    return current
+
+
+# --- the advantage hook (GRPOTrainer subclass) ------------------------------------------------------------
+
+
+def advantage_hook(base: type | None = None) -> type:
+    """A subclass of ``base`` (TRL's ``GRPOTrainer`` by default) whose advantages pass through
+    ``self.adjust_advantages(advantages, rewards_per_func)`` once TRL has computed them.
+
+    ``advantages`` are this process's rows (shape ``(n,)`` or ``(n, T)``); ``rewards_per_func`` the
+    matching rows of TRL's ``(all processes' rows, reward functions)`` matrix, with NaN where a
+    function returned None. Subclasses override ``adjust_advantages``; the default returns the
+    advantages unchanged.
+    """
+    if base is None:
+        from trl import GRPOTrainer as base
+
+    class AdvantageHookTrainer(base):  # type: ignore[misc, valid-type]
+        _pte_rl_rewards_per_func: Any = None
+
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            self._pte_rl_rewards_per_func = rewards  # gathered over processes, as TRL uses it
+            return rewards
+
+        def _generate_and_score_completions(self, inputs):
+            output = super()._generate_and_score_completions(inputs)
+            advantages = output["advantages"]
+            start = self.accelerator.process_index * advantages.shape[0]
+            local = self._pte_rl_rewards_per_func[start : start + advantages.shape[0]]
+            output["advantages"] = self.adjust_advantages(advantages, local)
+            return output
+
+        def adjust_advantages(self, advantages: Any, rewards_per_func: Any) -> Any:
+            return advantages
+
+    AdvantageHookTrainer.__qualname__ = AdvantageHookTrainer.__name__ = f"AdvantageHook{base.__name__}"
+    return AdvantageHookTrainer
+
+
+# --- the trainer's generation engine ----------------------------------------------------------------------
+
+
+def vllm_engine(trainer: Any) -> tuple[str, Any] | None:
+    """``(vllm_mode, trainer.vllm_generation)`` when the trainer generates with vLLM, else None."""
+    if not getattr(trainer, "use_vllm", False):
+        return None
+    mode = getattr(trainer, "vllm_mode", None) or trainer.args.vllm_mode
+    return mode, trainer.vllm_generation
+
+
+def vllm_client(generation: Any) -> Any:
+    """TRL's ``VLLMClient`` of a server-mode engine (None on processes other than the main one)."""
+    return getattr(generation, "vllm_client", None)
+
+
+def vllm_tensor_parallel_size(generation: Any) -> int:
+    return int(getattr(generation, "tensor_parallel_size", 1) or 1)
+
+
+@contextlib.contextmanager
+def vllm_awake(generation: Any) -> Iterator[Any]:
+    """The colocated ``vllm.LLM``, awake for the block: TRL's sleep-mode handling around its own generate.
+
+    With ``enable_sleep_mode`` TRL puts the engine to sleep (level 2) between batches: its weights
+    are synced back when they slept, its KV cache woken, and it sleeps again after the block.
+    """
+    if not getattr(generation, "enable_sleep_mode", False):
+        yield generation.llm
+        return
+    if getattr(generation, "_llm_weights_sleeping", False):
+        generation.sync_weights()
+    generation.llm.wake_up(tags=["kv_cache"])
+    try:
+        yield generation.llm
+    finally:
+        generation.llm.sleep(level=2)
+        generation._llm_weights_sleeping = True
+
+
+def is_fsdp(trainer: Any) -> bool:
+    return bool(getattr(trainer, "is_fsdp_enabled", False))
+
+
+@contextlib.contextmanager
+def unwrapped_model(trainer: Any) -> Iterator[Any]:
+    """The trainer's model ready for ``model.generate`` (TRL's ``unwrap_model_for_generation``)."""
+    from trl.models.utils import unwrap_model_for_generation
+
+    with unwrap_model_for_generation(
+        trainer.model_wrapped, trainer.accelerator,
+        gather_deepspeed3_params=True,
+        gradient_checkpointing_kwargs=getattr(trainer.args, "gradient_checkpointing_kwargs", None),
+    ) as model:
+        yield model
