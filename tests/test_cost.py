@@ -42,7 +42,7 @@ ATTENDED = {"paper": [2000, 1500, 1000], "exact": [2190, 1545, 1010]}
 def test_hand_worked_every_policy_and_mode(cache: str, attention: str, delta: float) -> None:
     result = pte(TURNS, GAMMA, cache=cache, attention=attention, delta=delta)
     decodes = [20, 10, 5]
-    expected_decode = [GAMMA * a + delta * d for a, d in zip(ATTENDED[attention], decodes)]
+    expected_decode = [GAMMA * a + delta * d for a, d in zip(ATTENDED[attention], decodes, strict=True)]
     assert [t.prefill for t in result.turns] == pytest.approx(PREFILL[cache])
     assert [t.decode for t in result.turns] == pytest.approx(expected_decode)
     assert result.prefill == pytest.approx(sum(PREFILL[cache]))

@@ -196,7 +196,8 @@ def test_active_params_mixtral_by_hand() -> None:
 
 
 def test_moe_layer_placement() -> None:
-    assert (estimate_active_params(DEEPSEEK_V31).dense_layers, estimate_active_params(DEEPSEEK_V31).moe_layers) == (3, 58)
+    deepseek = estimate_active_params(DEEPSEEK_V31)
+    assert (deepseek.dense_layers, deepseek.moe_layers) == (3, 58)
     assert estimate_active_params(GLM45_AIR).dense_layers == 1
     qwen = estimate_active_params({**QWEN3_30B_A3B, "mlp_only_layers": [0, 1]})
     assert (qwen.dense_layers, qwen.moe_layers) == (2, 46)

@@ -8,7 +8,6 @@ import math
 import pytest
 
 from pte_rl.cli import main
-from pte_rl.pricing.jsonl import write_trajectories
 from pte_rl.patterns import (
     PATTERNS,
     PatternConfig,
@@ -24,6 +23,7 @@ from pte_rl.patterns import (
     repeated_calls,
     tool_mixing,
 )
+from pte_rl.pricing.jsonl import write_trajectories
 from pte_rl.pricing.trajectory import Event, ToolCall, Trajectory, Turn
 
 PYTHON = {

@@ -54,7 +54,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pte_rl.pricing.cost import CostModel, pte_batch
 from pte_rl.patterns.base import (
     DEFAULT_COMPUTE_TOOLS,
     DEFAULT_CONFIG,
@@ -77,6 +76,7 @@ from pte_rl.patterns.detectors import (
     tool_mixing,
 )
 from pte_rl.patterns.format import format_collapse
+from pte_rl.pricing.cost import Attention, CachePolicy, CostModel, pte_batch
 from pte_rl.pricing.trajectory import Trajectory
 
 __all__ = [
@@ -124,8 +124,8 @@ def pattern_rates(
     gamma: float | CostModel | None,
     *,
     config: PatternConfig | None = None,
-    cache: str = "evict",
-    attention: str = "paper",
+    cache: CachePolicy = "evict",
+    attention: Attention = "paper",
     delta: float = 0.0,
     flags: Sequence[Sequence[Flag]] | None = None,
     toolsets: Mapping[str, Any] | None = None,

@@ -131,7 +131,8 @@ def confirmatory(trajectory: Trajectory, config: PatternConfig = DEFAULT_CONFIG)
 def _tool_names(trajectory: Trajectory) -> set[str] | None:
     if trajectory.tools is None:
         return None
-    return {(t.get("function") or t).get("name") for t in trajectory.tools if isinstance(t, dict)}
+    names = ((t.get("function") or t).get("name") for t in trajectory.tools if isinstance(t, dict))
+    return {name for name in names if isinstance(name, str)}
 
 
 def tool_mixing(trajectory: Trajectory, config: PatternConfig = DEFAULT_CONFIG) -> list[Flag]:

@@ -88,7 +88,7 @@ class PTEBreakdown:
         return self.prefill / self.total if self.total > 0 else 0.0
 
 
-def _model(gamma: float | CostModel, cache: str, attention: str, delta: float) -> CostModel:
+def _model(gamma: float | CostModel, cache: CachePolicy, attention: Attention, delta: float) -> CostModel:
     if isinstance(gamma, CostModel):
         return gamma
     return CostModel(gamma=float(gamma), cache=cache, attention=attention, delta=float(delta))
@@ -114,7 +114,7 @@ def turn_costs(
             prefill = context if index == 0 else max(0, context - previous_end)
         else:
             prefill = context - min(turn.cached_tokens or 0, context)
-        attended = context * decode
+        attended: float = context * decode
         if model.attention == "exact":
             attended += decode * (decode - 1) / 2
         costs.append(TurnCost(prefill=float(prefill), decode=model.gamma * attended + model.delta * decode))

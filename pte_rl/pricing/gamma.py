@@ -33,13 +33,12 @@ with a measured gamma (``pte-rl calibrate``) overrides the formula: :func:`resol
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pte_rl.pricing.hardware import DEFAULT_PROFILE, HardwareError, HardwareProfile, load_profile
-from pte_rl.pricing.model_config import ConfigError, estimate_active_params, load_config, model_shape
+from pte_rl.pricing.hardware import DEFAULT_PROFILE, HardwareError, ProfileSpec, load_profile
+from pte_rl.pricing.model_config import ConfigError, ConfigSource, estimate_active_params, load_config, model_shape
 
 GAMMA_MODES = ("paper", "kv_bytes")
 DEFAULT_CONTEXT_TOKENS = 8192
@@ -146,8 +145,8 @@ def gamma_formula(num_layers: int, kv_elements_per_layer: float, hoi: float, act
 
 
 def compute_gamma(
-    config: dict | str | os.PathLike,
-    hardware: str | dict | HardwareProfile = DEFAULT_PROFILE,
+    config: ConfigSource,
+    hardware: ProfileSpec = DEFAULT_PROFILE,
     *,
     mode: str = "paper",
     active_params: Any = None,
@@ -191,8 +190,8 @@ def compute_gamma(
             elements = 2 * shape.hidden_size * shape.head_ratio
             formula = (f"2 * {shape.num_layers} * {shape.hidden_size} * ({shape.num_key_value_heads}/"
                        f"{shape.num_attention_heads}) * {hoi:.6g} / {n_active:.6g}")
-            if int(shape.head_dim) * shape.num_attention_heads != shape.hidden_size:
-                notes.append(f"head_dim * Hq = {int(shape.head_dim) * shape.num_attention_heads} != d_model "
+            if shape.head_size * shape.num_attention_heads != shape.hidden_size:
+                notes.append(f"head_dim * Hq = {shape.head_size * shape.num_attention_heads} != d_model "
                              f"{shape.hidden_size}: the kv_bytes mode counts the cache the model really holds")
         if windows:
             notes.append(f"{len(windows)} sliding-window layers are priced as full attention, as in the paper")
@@ -222,8 +221,8 @@ def compute_gamma(
 
 
 def resolve_gamma(
-    config: dict | str | os.PathLike | None = None,
-    hardware: str | dict | HardwareProfile = DEFAULT_PROFILE,
+    config: ConfigSource | None = None,
+    hardware: ProfileSpec = DEFAULT_PROFILE,
     **kwargs: Any,
 ) -> GammaResult:
     """gamma for a run: a profile's measured gamma when it has one, else :func:`compute_gamma`.

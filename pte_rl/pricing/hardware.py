@@ -30,10 +30,10 @@ import os
 import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
-from pte_rl.pricing.jsonl import write_atomic
 from pte_rl.errors import InputError
+from pte_rl.pricing.jsonl import write_atomic
 
 
 class HardwareError(InputError):
@@ -72,7 +72,9 @@ class HardwareProfile:
         for field in ("flops", "bandwidth", "dense_flops"):
             value = getattr(self, field)
             if value is not None and not (math.isfinite(value) and value > 0):
-                raise HardwareError(f"profile {self.name!r}: field '{field}': expected a positive number, got {value!r}")
+                raise HardwareError(
+                    f"profile {self.name!r}: field '{field}': expected a positive number, got {value!r}"
+                )
         for field in ("gamma", "delta"):
             value = getattr(self, field)
             if value is not None and not (math.isfinite(value) and value >= 0):
@@ -104,6 +106,9 @@ class HardwareProfile:
         data["hoi"] = self.hoi
         return data
 
+
+ProfileSpec: TypeAlias = str | os.PathLike[str] | dict[str, Any] | HardwareProfile
+"""What :func:`load_profile` takes: a name, a JSON path, a dict, or a profile."""
 
 T = 1e12
 _BUILTIN = (
@@ -250,7 +255,7 @@ def register_profile(profile: HardwareProfile) -> HardwareProfile:
     return profile
 
 
-def save_profile(profile: HardwareProfile, path: str | os.PathLike | None = None) -> Path:
+def save_profile(profile: HardwareProfile, path: str | os.PathLike[str] | None = None) -> Path:
     """Write ``profile`` as JSON (atomically); by default to ``profile_dir()/<name>.json``."""
     target = Path(path) if path is not None else profile_dir() / f"{normalize_name(profile.name)}.json"
     data = {k: v for k, v in asdict(profile).items() if v not in (None, "")}
@@ -258,7 +263,7 @@ def save_profile(profile: HardwareProfile, path: str | os.PathLike | None = None
     return target
 
 
-def load_profile(name_or_path: str | os.PathLike | dict | HardwareProfile) -> HardwareProfile:
+def load_profile(name_or_path: ProfileSpec) -> HardwareProfile:
     """A profile by name (built-in, registered, or saved in :func:`profile_dir`), JSON path, or dict.
 
     A ``:dense`` suffix (``"h100-sxm:dense"``) prices the machine at its dense tensor peak.

@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from pte_rl.pricing.jsonl import FormatError
 
@@ -35,6 +35,11 @@ _DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "float32": 4, "float": 4
                 "float8_e4m3fn": 1, "float8_e5m2": 1, "fp8": 1}
 
 
+Config: TypeAlias = dict[str, Any]
+ConfigSource: TypeAlias = Config | str | os.PathLike[str]
+"""A config dict, a ``config.json`` path, or a model directory holding one."""
+
+
 class ConfigError(FormatError):
     """A model config without a field gamma needs, or with a malformed one."""
 
@@ -42,7 +47,7 @@ class ConfigError(FormatError):
         super().__init__(source or "model config", None, field, expected)
 
 
-def load_config(config: dict | str | os.PathLike, source: str | None = None) -> tuple[dict, str]:
+def load_config(config: ConfigSource, source: str | None = None) -> tuple[Config, str]:
     """A config dict and a label for error messages, from a dict, a config.json path or a model dir."""
     if isinstance(config, dict):
         data, source = config, source or "model config"
@@ -66,7 +71,7 @@ def load_config(config: dict | str | os.PathLike, source: str | None = None) -> 
     return data, source
 
 
-def _int(cfg: dict, field: str, source: str, what: str, aliases: tuple[str, ...] = ()) -> int:
+def _int(cfg: Config, field: str, source: str, what: str, aliases: tuple[str, ...] = ()) -> int:
     for name in (field, *aliases):
         value = cfg.get(name)
         if value is not None:
@@ -76,7 +81,7 @@ def _int(cfg: dict, field: str, source: str, what: str, aliases: tuple[str, ...]
     raise ConfigError(source, field, f"missing; expected a positive integer ({what})")
 
 
-def _opt_int(cfg: dict, field: str, source: str, what: str, minimum: int = 1) -> int | None:
+def _opt_int(cfg: Config, field: str, source: str, what: str, minimum: int = 1) -> int | None:
     value = cfg.get(field)
     if value is None:
         return None
@@ -114,22 +119,40 @@ class ModelShape:
         return self.num_key_value_heads / self.num_attention_heads
 
     @property
+    def head_size(self) -> int:
+        """``head_dim``, which every shape but MLA has."""
+        return _present(self.head_dim, "head_dim", self.attention)
+
+    @property
+    def latent_dims(self) -> tuple[int, int]:
+        """``(kv_lora_rank, qk_rope_head_dim)``, which only an MLA shape has."""
+        rank = _present(self.kv_lora_rank, "kv_lora_rank", self.attention)
+        return rank, _present(self.qk_rope_head_dim, "qk_rope_head_dim", self.attention)
+
+    @property
     def kv_elements_per_layer(self) -> int:
         if self.attention == "mla":
-            return int(self.kv_lora_rank) + int(self.qk_rope_head_dim)
-        return 2 * self.num_key_value_heads * int(self.head_dim)
+            return sum(self.latent_dims)
+        return 2 * self.num_key_value_heads * self.head_size
 
     @property
     def sliding_layers(self) -> int:
         return sum(w is not None for w in self.layer_windows)
 
 
-def model_shape(config: dict | str | os.PathLike, *, source: str | None = None) -> ModelShape:
+def _present(value: int | None, field: str, attention: str) -> int:
+    """A field that :func:`_shape` sets for this attention kind (asking for another is a bug, not bad input)."""
+    if value is None:
+        raise AttributeError(f"{field}: not part of a model shape with {attention!r} attention")
+    return value
+
+
+def model_shape(config: ConfigSource, *, source: str | None = None) -> ModelShape:
     """Read layers, width, heads, head size, MLA latent and sliding windows from a config."""
     return _shape(*load_config(config, source))
 
 
-def _shape(cfg: dict, source: str) -> ModelShape:
+def _shape(cfg: Config, source: str) -> ModelShape:
     layers = _int(cfg, "num_hidden_layers", source, "the number of transformer layers", ("n_layer", "num_layers"))
     hidden = _int(cfg, "hidden_size", source, "the model width d_model", ("n_embd", "d_model"))
     heads = _int(cfg, "num_attention_heads", source, "the number of query heads Hq", ("n_head",))
@@ -160,7 +183,7 @@ def _shape(cfg: dict, source: str) -> ModelShape:
     )
 
 
-def _layer_windows(cfg: dict, layers: int, source: str) -> tuple[int | None, ...]:
+def _layer_windows(cfg: Config, layers: int, source: str) -> tuple[int | None, ...]:
     """Which layers attend within a sliding window, following transformers' config conventions."""
     layer_types = cfg.get("layer_types")
     use_flag = cfg.get("use_sliding_window")
@@ -202,30 +225,30 @@ class ActiveParams:
         return asdict(self)
 
 
-def _attention_params(cfg: dict, shape: ModelShape, source: str) -> int:
+def _attention_params(cfg: Config, shape: ModelShape, source: str) -> int:
     """Per-layer attention weights (q, k, v, o; MLA: the down/up projections)."""
     d, heads = shape.hidden_size, shape.num_attention_heads
     if shape.attention == "mla":
         nope = _int(cfg, "qk_nope_head_dim", source, "the MLA non-RoPE query/key head size")
         v_dim = _int(cfg, "v_head_dim", source, "the MLA value head size")
-        rope, rank = int(shape.qk_rope_head_dim), int(shape.kv_lora_rank)
+        rank, rope = shape.latent_dims
         q_rank = _opt_int(cfg, "q_lora_rank", source, "the MLA query latent width")
         q = d * heads * (nope + rope) if q_rank is None else d * q_rank + q_rank * heads * (nope + rope)
         return q + d * (rank + rope) + rank * heads * (nope + v_dim) + heads * v_dim * d
-    hd, kv = int(shape.head_dim), shape.num_key_value_heads
+    hd, kv = shape.head_size, shape.num_key_value_heads
     weights = d * heads * hd + 2 * d * kv * hd + heads * hd * d
     has_bias = cfg.get("attention_bias") or str(shape.model_type).startswith("qwen2")
     return weights + ((heads + 2 * kv) * hd if has_bias else 0)
 
 
-def _first(cfg: dict, names: tuple[str, ...]) -> tuple[str, Any]:
+def _first(cfg: Config, names: tuple[str, ...]) -> tuple[str, Any]:
     for name in names:
         if cfg.get(name) is not None:
             return name, cfg[name]
     return names[0], None
 
 
-def estimate_active_params(config: dict | str | os.PathLike, *, source: str | None = None) -> ActiveParams:
+def estimate_active_params(config: ConfigSource, *, source: str | None = None) -> ActiveParams:
     """Estimate N_active from a config (see the module docstring for what is counted).
 
     Dense: ``L * (attention + 3 * d * intermediate_size) + vocab * d``. MoE layers replace the MLP by
