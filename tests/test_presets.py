@@ -9,10 +9,12 @@ import yaml
 
 from pte_rl.rewards import PresetError, available_presets, load_preset
 from pte_rl.rewards.loader import BUILTIN_PRESETS_DIR
+from pte_rl.pricing.cost import CostModel
 from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 EXPECTED = {"correctness", "pte", "tokens", "tool_calls", "dapo_overlong", "kimi_length"}
 GAMMA = 0.01
+COST = CostModel(gamma=GAMMA)
 
 
 def checker(text, truth):
@@ -49,7 +51,7 @@ def _batch():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_preset_loads_runs_and_pickles(name):
-    funcs, weights, resolved = load_preset(name, gamma=GAMMA, checker=checker)
+    funcs, weights, resolved = load_preset(name, cost_model=COST, checker=checker)
     raw = yaml.safe_load(available_presets()[name].read_text())
     assert weights == [float(entry.get("weight", 1.0)) for entry in raw["rewards"].values()]
     assert list(resolved["rewards"]) == list(raw["rewards"])
@@ -67,7 +69,7 @@ def test_every_preset_loads_runs_and_pickles(name):
 
 def test_ablation_arms_differ_only_in_the_cost_measure():
     arms = {
-        name: load_preset(name, gamma=GAMMA, checker=checker)[2]["rewards"]
+        name: load_preset(name, cost_model=COST, checker=checker)[2]["rewards"]
         for name in ("pte", "tokens", "tool_calls", "correctness", "kimi_length")
     }
     for name, rewards in arms.items():
@@ -77,16 +79,13 @@ def test_ablation_arms_differ_only_in_the_cost_measure():
     same = ("method", "gate", "combine", "among", "group_by", "group_size")
     assert {k: pte["options"][k] for k in same} == {k: tokens["options"][k] for k in same}
     assert (pte["options"]["cost"], tokens["options"]["cost"]) == ("pte", "generated_tokens")
-    # every arm measures PTE the same way (the monitors penalise nothing)
-    for name in ("tokens", "tool_calls", "correctness", "kimi_length"):
-        monitor = arms[name]["pte"]
-        assert monitor["weight"] == 0.0 and monitor["options"]["gate"] == "none"
-        assert {k: monitor["options"][k] for k in ("gamma", "cache", "attention", "delta")} == {
-            k: pte["options"][k] for k in ("gamma", "cache", "attention", "delta")
-        }
+    # no preset carries a zero-weight monitor or any pricing: the metrics callback logs pte/*
+    for name, rewards in arms.items():
+        assert all(entry["weight"] > 0 for entry in rewards.values()), name
+        assert not any(set(entry["options"]) & {"gamma", "cache", "attention", "delta"} for entry in rewards.values())
     # the OTC arm is success-gated like the PTE arm: incorrect rollouts get 0 from both
     funcs = {
-        f.__name__: f for f in load_preset("tool_calls", gamma=GAMMA)[0] + load_preset("pte", gamma=GAMMA)[0]
+        f.__name__: f for f in load_preset("tool_calls", cost_model=COST)[0] + load_preset("pte", cost_model=COST)[0]
     }
     assert funcs["otc_tool"].bounds() == funcs["pte_penalty"].bounds() == ((-1.0, 0.0), (0.0, 0.0))
 
@@ -101,7 +100,7 @@ def test_overrides_list_and_dict():
             "rewards.pte.options.cap=4",
             "description=tuned",
         ],
-        gamma=GAMMA,
+        cost_model=COST,
     )
     assert weights == [1.0, 0.3]
     assert (
@@ -110,36 +109,39 @@ def test_overrides_list_and_dict():
     )
     assert resolved["description"] == "tuned" and resolved["ordering_margin"] == pytest.approx(0.7)
     assert resolved["overrides"][0] == "pte.weight=0.3"
-    _, weights, resolved = load_preset("pte", {"pte.weight": 0.1, "pte.options.gate": "all"}, gamma=GAMMA)
+    _, weights, resolved = load_preset("pte", {"pte.weight": 0.1, "pte.options.gate": "all"}, cost_model=COST)
     assert weights == [1.0, 0.1] and resolved["rewards"]["pte"]["options"]["gate"] == "all"
     # a new entry, created by naming its function first
     funcs, weights, _ = load_preset(
         "correctness",
         ["calls.function=linear_call_penalty", "calls.weight=0.2", "calls.options.coef=0.5"],
-        gamma=GAMMA,
+        cost_model=COST,
     )
-    assert [f.__name__ for f in funcs] == ["correctness", "pte_monitor", "linear_call_penalty"]
-    assert weights == [1.0, 0.0, 0.2] and funcs[2].coef == 0.5
+    assert [f.__name__ for f in funcs] == ["correctness", "linear_call_penalty"]
+    assert weights == [1.0, 0.2] and funcs[1].coef == 0.5
     # opting out of the ordering guarantee
-    _, _, resolved = load_preset("pte", ["pte.weight=1.5", "ordering=free"], gamma=GAMMA)
+    _, _, resolved = load_preset("pte", ["pte.weight=1.5", "ordering=free"], cost_model=COST)
     assert resolved["ordering_margin"] == pytest.approx(-0.5)
 
 
 def test_context_fills_only_what_the_preset_leaves_open(tmp_path):
-    funcs, _, _ = load_preset("pte", gamma=GAMMA, checker=checker)
-    assert funcs[0].checker is checker and funcs[1].cost_model.gamma == GAMMA
-    funcs, _, resolved = load_preset(
-        "pte", ["correctness.options.checker=number", "pte.options.gamma=0.5"], gamma=GAMMA, checker=checker
-    )
-    assert (
-        funcs[0].checker is not checker
-        and resolved["rewards"]["correctness"]["options"]["checker"] == "number"
-    )
-    assert funcs[1].cost_model.gamma == 0.5
-    from pte_rl.pricing.gamma import GammaResult
+    funcs, _, _ = load_preset("pte", cost_model=COST, checker=checker)
+    assert funcs[0].checker is checker and funcs[1].cost_model is COST
+    funcs, _, resolved = load_preset("pte", ["correctness.options.checker=number"], cost_model=COST, checker=checker)
+    assert funcs[0].checker is not checker and resolved["rewards"]["correctness"]["options"]["checker"] == "number"
 
-    funcs, _, _ = load_preset("pte", gamma=GammaResult(gamma=0.002, mode="measured", hardware="h100"))
-    assert funcs[1].cost_model.gamma == 0.002
+
+@pytest.mark.parametrize("key", ["gamma", "cache", "attention", "delta"])
+def test_pricing_is_not_a_preset_option(tmp_path, key):
+    path = _write(tmp_path, f"rewards:\n  c: {{function: correctness}}\n  p:\n    function: pte\n    options:\n      {key}: 1\n")
+    with pytest.raises(PresetError, match=f"recipe config's pricing.{key}") as info:
+        load_preset(path, cost_model=COST)
+    assert (info.value.source, info.value.line, info.value.field) == (str(path), 6, f"rewards.p.options.{key}")
+    with pytest.raises(PresetError, match="cost_model= to load_preset") as info:
+        load_preset("pte", [f"pte.options.{key}=1"], cost_model=COST)
+    assert f"override 'pte.options.{key}=1'" in info.value.source
+    with pytest.raises(TypeError, match="gamma"):
+        load_preset("pte", gamma=GAMMA)  # type: ignore[call-arg]
 
 
 def test_lookup_by_path_and_by_directory_variable(tmp_path, monkeypatch):
@@ -157,7 +159,7 @@ def test_lookup_by_path_and_by_directory_variable(tmp_path, monkeypatch):
 
 PTE_ENTRY = (
     "rewards:\n  c: {function: correctness}\n  p:\n    function: pte\n    weight: 0.5\n    options:\n"
-    "      gamma: 0.1\n"
+    "      cap: 4\n"
 )
 
 
@@ -193,14 +195,14 @@ def _write(tmp_path, text):
         (PTE_ENTRY + "      gate: sometimes\n", "rewards.p.options.gate", 8, "gate"),
         (
             "rewards:\n  c: {function: correctness}\n  p: {function: pte, weight: 0.5}\n",
-            "rewards.p.options.gamma",
+            "rewards.p",
             3,
-            "pass gamma= to load_preset",
+            "pass cost_model= to load_preset",
         ),
         (
             (
                 "rewards:\n  c: {function: correctness}\n"
-                "  p: {function: pte, weight: 1.0, options: {gamma: 0.1}}\n"
+                "  p: {function: pte, weight: 1.0}\n"
             ),
             "ordering",
             None,
@@ -226,7 +228,7 @@ def _write(tmp_path, text):
 def test_bad_presets_are_named_precisely(tmp_path, text, field, line, expected):
     path = _write(tmp_path, text)
     with pytest.raises(PresetError, match=expected) as info:
-        load_preset(path)
+        load_preset(path, cost_model=None if "cost_model" in expected else COST)
     error = info.value
     assert error.source == str(path) and error.field == field and error.line == line
     assert str(error).startswith(f"{path}:{line}" if line else str(path))
@@ -247,7 +249,7 @@ def test_bad_presets_are_named_precisely(tmp_path, text, field, line, expected):
 )
 def test_bad_overrides_are_named(overrides, field, expected):
     with pytest.raises(PresetError, match=expected) as info:
-        load_preset("pte", overrides, gamma=GAMMA)
+        load_preset("pte", overrides, cost_model=COST)
     assert info.value.field == field
     if field.startswith("rewards.") and field.endswith(overrides[0].split("=")[0]):
         assert f"override {overrides[0]!r}" in info.value.source  # blamed on the override, not the file

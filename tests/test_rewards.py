@@ -10,7 +10,7 @@ from collections import defaultdict
 import pytest
 from conftest import count_tokens
 
-from pte_rl.pricing.cost import pte
+from pte_rl.pricing.cost import CostModel, pte
 from pte_rl.rewards import (
     correctness_reward,
     cost_penalty,
@@ -162,13 +162,11 @@ def test_pte_penalty_hand_table_and_logs():
     # correct PTEs 120, 285, 440: rel = (pte - 120) / (320 + 1e-6); the incorrect rollout gets 0
     assert got == pytest.approx([0.0, -165 / 320.000001, 0.0, -320 / 320.000001], rel=1e-12)
     assert [pte(r, 0.01).total for r in RECORDS] == PTE_BY_HAND
-    assert log.metrics["pte/mean"] == [pytest.approx(237.5)]
-    assert log.metrics["pte/correct_mean"] == [pytest.approx(845 / 3)]
-    assert log.metrics["pte/incorrect_mean"] == [105.0]
     assert log.metrics["reward/pte_penalty_mean"] == [
         pytest.approx((165 / 320.000001 + 320 / 320.000001) / 4)
     ]
     assert log.metrics["reward/pte_penalty_unscored"] == [0.0]
+    assert set(log.metrics) == {"reward/pte_penalty_mean", "reward/pte_penalty_unscored"}  # pte/*: the callback
     assert log.extra["pte_penalty:pte"] == PTE_BY_HAND
 
 
@@ -181,10 +179,10 @@ def test_weighted_sum_is_the_documented_utility():
 
 def test_pte_cost_options_reach_pte_rl_cost():
     log = Log()
-    call(pte_reward(gamma=0.01, cache="reuse"), log=log)
+    call(pte_reward(CostModel(gamma=0.01, cache="reuse")), log=log)
     # reuse: rollout 1's second turn prefills 150 - (100 + 20) = 30 -> 120 + 30 + 15 = 165
     assert log.extra["pte_penalty:pte"][1] == 165.0
-    call(pte_reward(gamma=0.01, attention="exact", delta=1.0), log=log)
+    call(pte_reward(CostModel(gamma=0.01, attention="exact", delta=1.0)), log=log)
     assert log.extra["pte_penalty:pte"][0] == 100 + 0.01 * (100 * 20 + 20 * 19 / 2) + 20
 
 
@@ -206,8 +204,8 @@ def test_gate_none_logs_without_penalising_and_needs_no_correctness():
         0.0,
         0.0,
     ]
-    assert log.metrics["pte/mean"] == [pytest.approx((120 + 240) / 2)]
-    assert log.metrics["reward/pte_monitor_unscored"] == [0.0]
+    assert log.extra["pte_monitor:pte"] == [120.0, 240.0]
+    assert set(log.metrics) == {"reward/pte_monitor_unscored"}
 
 
 def test_the_same_penalty_over_tokens_and_calls():
@@ -332,10 +330,11 @@ def test_rebuild_matches_the_engine_token_by_token(tokenizer):
         completion_ids=[[0] * 99],
         ground_truth=["the answer is 42"],
         log_metric=log_rebuilt.metric,
+        log_extra=log_rebuilt.column,
     )
     call(pte_reward(gamma=0.01), records=[Trajectory(rebuilt.turns, correct=True)], log=log_record)
-    assert log_rebuilt.metrics["pte/mean"] == log_record.metrics["pte/mean"]
-    assert log_rebuilt.metrics["pte/correct_mean"] == log_record.metrics["pte/mean"]
+    assert log_rebuilt.extra["pte_penalty:pte"] == log_record.extra["pte_penalty:pte"]
+    assert log_rebuilt.metrics["reward/pte_penalty_unscored"] == [0.0]  # graded correct by the checker
 
 
 def test_rebuild_single_turn_uses_the_sampled_ids(tokenizer):
@@ -421,4 +420,5 @@ def test_trl_calculate_rewards_accepts_them():
     got = rewards.tolist()
     assert got[:3] == [[1.0, 0.0], [1.0, pytest.approx(-1.0, abs=1e-7)], [0.0, 0.0]]
     assert all(math.isnan(v) for v in got[3])  # unscored by both: TRL gives the row zero advantage
-    assert metrics["pte/mean"] == [pytest.approx((120 + 285 + 105) / 3)]
+    assert metrics["reward/pte_penalty_mean"] == [pytest.approx(1 / 3, abs=1e-7)]  # terms 0, 1, 0
+    assert not [key for key in metrics if not key.startswith("reward/")]

@@ -1,7 +1,7 @@
 """Rewards for GRPO in TRL's contract: correctness, the normalised PTE penalty, naive baselines, presets.
 
     from pte_rl.rewards import load_preset
-    reward_funcs, reward_weights, resolved = load_preset("pte", ["pte.weight=0.3"], gamma=gamma,
+    reward_funcs, reward_weights, resolved = load_preset("pte", {"pte.weight": 0.3}, cost_model=cost_model,
                                                          checker=env.check_answer)
 
 Modules:

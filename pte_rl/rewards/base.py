@@ -59,6 +59,27 @@ def resolve_checker(checker: Callable | str | None, checker_options: dict | None
     raise ValueError(f"checker: expected a callable or a checker name, got {checker!r}")
 
 
+def resolve_cost_model(cost_model: CostModel | None, gamma: float | None) -> CostModel:
+    """The price of a PTE reward: ``cost_model``, or ``CostModel(gamma=gamma)`` (a shortcut for hand-built
+    rewards); exactly one of the two.
+
+    >>> resolve_cost_model(None, 0.01)
+    CostModel(gamma=0.01, cache='evict', attention='paper', delta=0.0)
+    """
+    if cost_model is not None and gamma is not None:
+        raise ValueError("cost_model: give cost_model= or the gamma= shortcut, not both")
+    if cost_model is not None:
+        if not isinstance(cost_model, CostModel):
+            raise ValueError(f"cost_model: expected a pte_rl.pricing.cost.CostModel, got {cost_model!r}")
+        return cost_model
+    if gamma is None or isinstance(gamma, bool) or not isinstance(gamma, int | float):
+        raise ValueError(
+            "cost_model: PTE needs a price: pass cost_model= (a pte_rl.pricing.cost.CostModel, which the "
+            f"recipe resolves from its pricing: section) or the gamma= shortcut; got gamma={gamma!r}"
+        )
+    return CostModel(gamma=float(gamma))
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, str | list | tuple) and len(value) == 0)
 
@@ -78,10 +99,8 @@ class GroupReward:
         tools: list | None = None,
         group_by: str = "auto",
         group_size: int | None = None,
+        cost_model: CostModel | None = None,
         gamma: float | None = None,
-        cache: str = "evict",
-        attention: str = "paper",
-        delta: float = 0.0,
     ):
         if not isinstance(name, str) or not name:
             raise ValueError(f"name: expected a non-empty string, got {name!r}")
@@ -99,14 +118,7 @@ class GroupReward:
         self.tools = tools
         self.group_by = group_by
         self.group_size = group_size
-        self.cost_model: CostModel | None = None
-        if self.measure == "pte":
-            gamma = getattr(gamma, "gamma", gamma)  # a pte_rl.pricing.gamma.GammaResult works too
-            if gamma is None or isinstance(gamma, bool) or not isinstance(gamma, int | float):
-                raise ValueError(f"gamma: expected a number (from pte_rl.pricing.gamma, or given), got {gamma!r}")
-            self.cost_model = CostModel(
-                gamma=float(gamma), cache=cache, attention=attention, delta=float(delta)
-            )
+        self.cost_model = resolve_cost_model(cost_model, gamma) if self.measure == "pte" else None
 
     @property
     def needs_correct(self) -> bool:
@@ -225,13 +237,6 @@ class GroupReward:
         if self.checker_spec is not None:
             out["checker"] = (
                 self.checker_spec if isinstance(self.checker_spec, str) else _callable_name(self.checker)
-            )
-        if self.cost_model is not None:
-            out.update(
-                gamma=self.cost_model.gamma,
-                cache=self.cost_model.cache,
-                attention=self.cost_model.attention,
-                delta=self.cost_model.delta,
             )
         if self.tokenizer is not None:
             out["tokenizer"] = getattr(self.tokenizer, "name_or_path", type(self.tokenizer).__name__)

@@ -43,7 +43,6 @@ from collections.abc import Callable
 from typing import Any
 
 from pte_rl.rewards.base import GroupReward, Sample, mean
-from pte_rl.rewards.functions import cost_metrics
 from pte_rl.rewards.normalize import GATES, gate_factors, solved_groups
 
 LENGTHS = ("generated_tokens", "completion_tokens")
@@ -98,7 +97,7 @@ class KimiLengthReward(GroupReward):
                     continue
                 lam = 0.0 if high == low else 0.5 - (s.cost - low) / (high - low)
                 rewards[i] = lam if s.correct >= 0.5 else min(0.0, lam)
-        metrics = cost_metrics(samples, self.measure)
+        metrics: dict[str, float | None] = {}
         metrics[f"reward/{self.__name__}_mean"] = mean([r for r in rewards if r is not None])
         return rewards, metrics
 
@@ -151,7 +150,7 @@ class DAPOOverlongReward(GroupReward):
                 rewards.append((soft_start - length) / self.cache_tokens)
             else:
                 rewards.append(-1.0)
-        metrics = cost_metrics(samples, self.measure)
+        metrics: dict[str, float | None] = {}
         metrics[f"reward/{self.__name__}_mean"] = mean([r for r in rewards if r is not None])
         return rewards, metrics
 
@@ -237,7 +236,7 @@ class OTCToolReward(GroupReward):
                     if self.form == "paper"
                     else 0.0 - (1.0 - r_tool) * s.correct
                 )
-        metrics = cost_metrics(samples, self.measure)
+        metrics: dict[str, float | None] = {}
         metrics[f"reward/{self.__name__}_score_mean"] = mean(tool_scores)
         metrics[f"reward/{self.__name__}_mean"] = mean([r for r in rewards if r is not None])
         return rewards, metrics
@@ -298,7 +297,7 @@ class LinearPenalty(GroupReward):
             else:
                 amount = self.coef * s.cost
                 rewards.append(0.0 - factor * (amount if self.cap is None else min(self.cap, amount)))
-        metrics = cost_metrics(samples, self.measure)
+        metrics: dict[str, float | None] = {}
         metrics[f"reward/{self.__name__}_mean"] = mean([r for r in rewards if r is not None])
         return rewards, metrics
 

@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from pte_rl.pricing.cost import CostModel
 from pte_rl.rewards.base import GroupReward, Sample, mean
 from pte_rl.rewards.normalize import (
     COMBINES,
@@ -149,7 +150,7 @@ class CostPenalty(GroupReward):
     def score(self, samples: list[Sample]) -> tuple[list[float | None], dict[str, float | None]]:
         costs = [s.cost for s in samples]
         correct = [s.correct for s in samples]
-        metrics: dict[str, float | None] = cost_metrics(samples, self.measure)
+        metrics: dict[str, float | None] = {}
         if self.gate == "none":
             return [0.0] * len(samples), metrics
         options: dict[str, Any] = {}
@@ -209,14 +210,12 @@ def correctness_reward(
 
 
 def pte_reward(
-    gamma: float,
+    cost_model: CostModel | None = None,
     *,
+    gamma: float | None = None,
     method: str = "group_success_minmax",
     gate: str = "correct",
     combine: str = "additive",
-    cache: str = "evict",
-    attention: str = "paper",
-    delta: float = 0.0,
     among: str | None = None,
     budget: float | str | None = None,
     ema_decay: float = 0.9,
@@ -251,10 +250,8 @@ def pte_reward(
         ema_decay=ema_decay,
         cap=cap,
         name=name,
+        cost_model=cost_model,
         gamma=gamma,
-        cache=cache,
-        attention=attention,
-        delta=delta,
         checker=checker,
         checker_options=checker_options,
         tokenizer=tokenizer,
@@ -274,10 +271,8 @@ def cost_penalty(
     budget: float | str | None = None,
     ema_decay: float = 0.9,
     cap: float = 10.0,
+    cost_model: CostModel | None = None,
     gamma: float | None = None,
-    cache: str = "evict",
-    attention: str = "paper",
-    delta: float = 0.0,
     checker: Callable | str | None = None,
     checker_options: dict | None = None,
     tokenizer: Any = None,
@@ -301,10 +296,8 @@ def cost_penalty(
         ema_decay=ema_decay,
         cap=cap,
         name=name,
+        cost_model=cost_model,
         gamma=gamma,
-        cache=cache,
-        attention=attention,
-        delta=delta,
         checker=checker,
         checker_options=checker_options,
         tokenizer=tokenizer,

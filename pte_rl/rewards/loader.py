@@ -43,6 +43,7 @@ from typing import Any
 import yaml
 
 from pte_rl.errors import InputError
+from pte_rl.pricing.cost import CostModel
 from pte_rl.paths import available, search_dirs
 
 from pte_rl.rewards.baselines import (
@@ -66,8 +67,13 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 TOP_KEYS = ("description", "ordering", "rewards")
 ENTRY_KEYS = ("function", "weight", "options")
-CONTEXT_KEYS = ("gamma", "checker", "tokenizer", "tools")
+CONTEXT_KEYS = ("cost_model", "checker", "tokenizer", "tools")
+PRICING_KEYS = ("gamma", "cache", "attention", "delta", "cost_model")
 REWARDS_DIR_VARIABLE = "PTE_RL_REWARDS_DIR"
+PRICING_MESSAGE = (
+    "pricing is not a reward option: it is set once, in the recipe config's pricing.{key} (or pass "
+    "cost_model= to load_preset), and shared by the rewards, the metrics and the evaluation"
+)
 
 
 class PresetError(InputError):
@@ -200,7 +206,7 @@ def load_preset(
     name_or_path: str | os.PathLike,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
     *,
-    gamma: float | Any = None,
+    cost_model: CostModel | None = None,
     checker: Callable | str | None = None,
     tokenizer: Any = None,
     tools: list | None = None,
@@ -261,7 +267,7 @@ def load_preset(
         raise fail(["rewards"], "expected a non-empty mapping of reward name -> {function, weight, options}")
 
     funcs, weights, resolved_rewards = [], [], {}
-    context = {"gamma": gamma, "checker": checker, "tokenizer": tokenizer, "tools": tools}
+    context = {"cost_model": cost_model, "checker": checker, "tokenizer": tokenizer, "tools": tools}
     for name, entry in rewards.items():
         where = ["rewards", str(name)]
         if not isinstance(entry, dict):
@@ -283,6 +289,9 @@ def load_preset(
         options = entry.get("options") or {}
         if not isinstance(options, dict):
             raise fail([*where, "options"], f"expected a mapping, got {options!r}")
+        for key in options:
+            if key in PRICING_KEYS:
+                raise fail([*where, "options", str(key)], PRICING_MESSAGE.format(key=key))
         factory = FUNCTIONS[function]
         accepted = inspect.signature(factory).parameters
         for key in options:
@@ -292,13 +301,6 @@ def load_preset(
                     f"unknown option for {function!r}; expected one of {sorted(accepted)}",
                 )
         kwargs = dict(options)
-        prices_pte = function == "pte" or (function == "cost_penalty" and options.get("cost") == "pte")
-        if prices_pte and options.get("gamma") is None and getattr(gamma, "gamma", gamma) is None:
-            raise fail(
-                [*where, "options", "gamma"],
-                "expected a number: pass gamma= to load_preset (the recipe derives it with pte_rl.pricing.gamma) "
-                f"or override {name}.options.gamma=<float>",
-            )
         for key in CONTEXT_KEYS:
             if key in accepted and kwargs.get(key) is None and context[key] is not None:
                 kwargs[key] = context[key]
@@ -309,6 +311,8 @@ def load_preset(
             func = factory(**kwargs)
         except (TypeError, ValueError, ImportError) as exc:
             named = re.match(r"(\w+):", str(exc))  # factories say "<option>: expected ..."
+            if named and named.group(1) == "cost_model":
+                raise fail(where, f"{function}: {exc}; pass cost_model= to load_preset") from exc
             field = (
                 [*where, "options", named.group(1)]
                 if named and named.group(1) in accepted
