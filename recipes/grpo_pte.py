@@ -1,19 +1,29 @@
 """GRPO with a PTE-aware reward: train a tool-using agent to be right *and* cheap to serve.
 
-    accelerate launch recipes/grpo_pte.py                          # embedded default: tiny policy, arith, CPU
-    accelerate launch recipes/grpo_pte.py --reward_preset correctness --seed 1 --output_dir runs/c-s1
+    accelerate launch --config_file launch/accelerate_cpu.yaml recipes/grpo_pte.py    # the default (make run)
+    accelerate launch recipes/grpo_pte.py --reward.preset correctness --seed 1 --output_dir runs/c-s1
     accelerate launch --config_file launch/accelerate_1gpu.yaml recipes/grpo_pte.py \
         --config recipes/configs/qwen2.5-1.5b-math-vllm.yaml
     accelerate launch --config_file launch/deepspeed_zero3.yaml recipes/grpo_pte.py \
         --config recipes/configs/qwen2.5-7b-math-vllm-server.yaml
     accelerate launch --config_file launch/accelerate_cpu_2proc.yaml recipes/grpo_pte.py   # 2 CPU processes
 
-Configuration follows TRL's conventions: `--config FILE.yaml` (default: recipes/configs/default.yaml),
-then `--key value` overrides of any field of `PTEScriptArguments` below or of TRL's `GRPOConfig`.
+Configuration: ``--config FILE.yaml`` (default: configs/default.yaml beside this file), then
+``--key value`` or ``--key=value`` overrides, dotted for the recipe's sections (values read as YAML)::
 
-Top to bottom: resolve the policy (building the embedded tiny one if asked) -> load the environment ->
-price it (gamma from the model config and a hardware profile) -> load the reward preset -> wire pte_rl's
-multi-turn `rollout_func` into TRL's `GRPOTrainer` -> evaluate on held-out problems before and after.
+    --env.name facts   --env.options.n_train 500   --env.max_turns 6
+    --reward.preset tokens   --reward.overrides.pte.weight 0.3
+    --pricing.gamma 0.004   --pricing.hardware h200   --eval.n 50   --eval.only true
+    --learning_rate 1e-4   --max_steps 20   --resume_from_checkpoint true    # TRL's GRPOConfig, flat
+
+The fields are documented in pte_rl/training/config.py. A bad key or value, an unknown environment
+option or a missing preset ends with exit status 2 and a file:line / field message before anything
+long starts.
+
+Top to bottom: parse and check the config -> resolve the policy (building the embedded tiny one if
+asked) -> load the environment -> price a token once (pte_rl.pricing.resolve) -> load the reward
+preset with that price -> save the resolved config -> evaluate the start -> GRPO with pte_rl's
+multi-turn rollout -> save and evaluate the final policy.
 """
 
 from __future__ import annotations
@@ -21,176 +31,187 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = REPO / "recipes" / "configs" / "default.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
 
 
 @dataclass
-class PTEScriptArguments:
-    """What pte_rl adds to TRL's GRPOConfig. Every field can be set in the YAML or as `--field value`."""
+class Setup:
+    """Everything resolved before training: the config, TRL's arguments, the policy, env, price, reward."""
 
-    model_name_or_path: str = field(
-        default="tiny", metadata={"help": "A local model dir or hub name; `tiny` builds the embedded tiny policy."}
-    )
-    tiny_dir: str | None = field(
-        default=None, metadata={"help": "Where the tiny policy is cached (default: $PTE_RL_CACHE or ~/.cache/pte_rl)."}
-    )
-    env_name: str = field(default="arith", metadata={"help": "Environment name in envs/ or a path to a .py file."})
-    env_kwargs: str = field(default="{}", metadata={"help": "JSON object of keyword arguments for load_environment."})
-    reward_preset: str = field(default="pte", metadata={"help": "Preset name in rewards/ or a path to a YAML file."})
-    reward_overrides: list[str] = field(
-        default_factory=list, metadata={"help": "Preset overrides, e.g. pte.weight=0.5 pte.options.method=budget."}
-    )
-    max_turns: int = field(default=4, metadata={"help": "Assistant turns per rollout before it is cut."})
-    hardware: str = field(default="h100_pcie", metadata={"help": "Hardware profile that prices PTE (pte-rl hardware)."})
-    gamma_mode: str = field(default="paper", metadata={"help": "gamma from the model config: paper or kv_bytes."})
-    pte_gamma: float | None = field(default=None, metadata={"help": "Fixed gamma; overrides model config + hardware."})
-    eval_n: int = field(default=100, metadata={"help": "Held-out problems evaluated before and after training."})
-    eval_samples: int = field(default=3, metadata={"help": "Samples per held-out problem."})
-    eval_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the evaluation."})
-    eval_at_start: bool = field(default=True, metadata={"help": "Also evaluate the starting policy (eval_start/)."})
-    correct_advantage_floor: float | None = field(
-        default=None,
-        metadata={"help": "If set (e.g. 0.0), a correct rollout's GRPO advantage is raised to at least this: an "
-                          "efficiency penalty then rewards cheaper correct rollouts and never pushes down a correct "
-                          "one (pte_rl.training.trainer)."},
-    )
-    eval_only: bool = field(
-        default=False,
-        metadata={"help": "Do not train: evaluate output_dir/final (and the starting policy) again with the eval_* "
-                          "settings, overwriting eval/ and eval_start/; config.yaml and the checkpoints stay."},
-    )
+    config: Any  # pte_rl.training.config.RecipeConfig
+    training: Any  # trl.GRPOConfig
+    model_path: str
+    env: Any
+    cost_model: Any
+    pricing: dict
+    reward_funcs: list
+    reward: dict
 
 
-def parse_args(argv: list[str]):
-    from trl import GRPOConfig, TrlParser
+def parse_args(argv: list[str]) -> tuple[Any, Any]:
+    """(RecipeConfig, GRPOConfig) of a command line; every key and env option checked."""
+    from pte_rl.training.config import bind, parse_recipe_args
 
-    if "--config" not in argv:
-        argv = ["--config", str(DEFAULT_CONFIG), *argv]
-    parser = TrlParser((PTEScriptArguments, GRPOConfig))
-    return parser.parse_args_and_config(argv)
+    args = parse_recipe_args(argv, DEFAULT_CONFIG)
+    return bind(args), training_arguments(args.training, args.training_argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    script_args, training_args = parse_args(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+def training_arguments(defaults: dict, argv: list[str]) -> Any:
+    """TRL's GRPOConfig: the file's flat keys as defaults, then TRL's own ``--key value`` parsing."""
+    from transformers import HfArgumentParser
+    from trl import GRPOConfig
 
-    from pte_rl.training.tracking import init_wandb_env
+    parser = HfArgumentParser(GRPOConfig)
+    parser.set_defaults(**defaults)
+    (training,) = parser.parse_args_into_dataclasses(args=argv)
+    training.resume_from_checkpoint = resume_target(training.resume_from_checkpoint)
+    return training
 
-    init_wandb_env(training_args.report_to, training_args.output_dir)
 
-    import torch
-    from accelerate import PartialState
+def resume_target(value: Any) -> Any:
+    """``--resume_from_checkpoint true`` resumes from the newest checkpoint-* in output_dir."""
+    text = str(value).lower() if value is not None else ""
+    if value is True or text in ("true", "1", "yes"):
+        return True
+    return None if value is False or text in ("false", "0", "no", "", "none") else value
+
+
+def resolve_policy(config: Any, state: Any) -> str:
+    """A local dir or hub name, or the embedded tiny policy (built once, on the main process)."""
+    if config.model_name_or_path != "tiny":
+        return config.model_name_or_path
+    from pte_rl.tiny.build import TinyConfig, build_tiny_policy
+
+    with state.main_process_first():
+        return str(build_tiny_policy(TinyConfig(env=config.env.name), out=config.tiny_dir))
+
+
+def model_config(model_path: str, gamma: float | None) -> str | None:
+    """The policy's config.json, which gamma is derived from (none needed for a fixed gamma)."""
+    if gamma is not None or Path(model_path).exists():
+        return None if gamma is not None else model_path
+    from huggingface_hub import hf_hub_download  # a hub name: its config.json, cached
+
+    return hf_hub_download(model_path, "config.json")
+
+
+def prepare(config: Any, training: Any, state: Any) -> Setup:
+    """Policy, environment, the price of a token (once) and the reward functions priced with it."""
+    from pte_rl.pricing.resolve import resolve_pricing
+    from pte_rl.rewards import load_preset
+    from pte_rl.rollout.env import load_environment
+
+    model_path = resolve_policy(config, state)
+    env = load_environment(config.env.name, **config.env.options)
+    cost_model, pricing = resolve_pricing(config.pricing, model_config(model_path, config.pricing.gamma))
+    reward_funcs, weights, reward = load_preset(config.reward.preset, config.reward.overrides,
+                                                cost_model=cost_model, checker=env.check_answer)
+    training.reward_weights = weights
+    return Setup(config, training, model_path, env, cost_model, pricing, reward_funcs, reward)
+
+
+def save_config(setup: Setup, output_dir: Path) -> None:
+    """output_dir/config.yaml: the tree with the price resolved, GRPOConfig's settings, what was derived."""
+    from pte_rl.training.config import config_to_dict
+    from pte_rl.training.tracking import save_resolved_config
+
+    resolved = config_to_dict(setup.config)
+    resolved["pricing"].update(gamma=setup.cost_model.gamma, delta=setup.cost_model.delta)
+    resolved.update(seed=setup.training.seed, run_name=setup.training.run_name, training=setup.training.to_dict(),
+                    derived={"model_path": setup.model_path, "pricing": setup.pricing, "reward": setup.reward})
+    save_resolved_config(output_dir, resolved)
+
+
+def evaluate(setup: Setup, model: str, out: Path) -> dict:
+    """The held-out evaluation of ``model``, priced with the run's cost model."""
     from transformers import AutoTokenizer
 
-    from pte_rl.pricing.cost import CostModel
-    from pte_rl.rollout.env import load_environment
     from pte_rl.training.evaluate import evaluate_policy
-    from pte_rl.pricing.gamma import resolve_gamma
-    from pte_rl.training.tracking import LocalMetricsCallback, save_resolved_config
-    from pte_rl.rewards import load_preset
-    from pte_rl.tiny.build import TinyConfig, build_tiny_policy
-    from pte_rl.rollout.trl_driver import make_rollout_func
 
-    state = PartialState()
-    output_dir = Path(training_args.output_dir)
-    torch.manual_seed(training_args.seed)
-
-    # 1. The policy: a local dir or hub name, or the embedded tiny policy (built once, on the main process).
-    env_kwargs = json.loads(script_args.env_kwargs)
-    model_path = script_args.model_name_or_path
-    if model_path == "tiny":
-        with state.main_process_first():
-            model_path = str(build_tiny_policy(TinyConfig(env=script_args.env_name), out=script_args.tiny_dir))
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-
-    # 2. The environment: train prompts, held-out prompts, tools and the answer checker.
-    env = load_environment(script_args.env_name, **env_kwargs)
-
-    # 3. The price of a token: gamma from the model's config and the hardware profile (or fixed).
-    if script_args.pte_gamma is not None:
-        gamma, delta = script_args.pte_gamma, 0.0
-        derivation = {"gamma": gamma, "mode": "fixed (pte_gamma)"}
-    else:
-        result = resolve_gamma(model_path, script_args.hardware, mode=script_args.gamma_mode)
-        gamma, delta, derivation = result.gamma, 0.0, result.to_dict()
-    cost_model = CostModel(gamma=gamma, delta=delta)
-
-    # 4. The reward: a preset from rewards/, with command-line overrides.
-    reward_funcs, reward_weights, reward_config = load_preset(
-        script_args.reward_preset, script_args.reward_overrides, gamma=gamma, checker=env.check_answer
+    config = setup.config
+    return evaluate_policy(
+        model, AutoTokenizer.from_pretrained(setup.model_path), setup.env, out, cost_model=setup.cost_model,
+        n=config.eval.n, samples=config.eval.samples, temperature=config.eval.temperature,
+        max_turns=config.env.max_turns or setup.env.max_turns,
+        max_completion_length=setup.training.max_completion_length, seed=setup.training.seed,
     )
-    training_args.reward_weights = reward_weights
 
-    # 5. Save the resolved configuration before anything long starts.
-    resolved = {
-        **asdict(script_args),
-        "model_path": model_path,
-        "seed": training_args.seed,
-        "gamma": gamma,
-        "gamma_derivation": derivation,
-        "reward": reward_config,
-        "training": training_args.to_dict(),
-    }
-    if state.is_main_process and not script_args.eval_only:
-        save_resolved_config(output_dir, resolved)
 
-    eval_options = {
-        "n": script_args.eval_n, "samples": script_args.eval_samples, "temperature": script_args.eval_temperature,
-        "max_turns": script_args.max_turns, "max_completion_length": training_args.max_completion_length,
-        "cost_model": cost_model, "seed": training_args.seed,
-    }
-    # `--resume_from_checkpoint true` resumes from the newest checkpoint-* in output_dir.
-    resume = training_args.resume_from_checkpoint
-    if isinstance(resume, str) and resume.lower() in ("true", "1", "yes"):
-        resume = True
-    elif isinstance(resume, str) and resume.lower() in ("false", "0", "no", ""):
-        resume = None
-    if script_args.eval_only:  # a finished run evaluated again, e.g. on more held-out samples
-        final_dir = output_dir / "final"
-        if not (final_dir / "config.json").is_file():
-            raise SystemExit(f"--eval_only: {final_dir} holds no trained policy (config.json); train the run first")
-        if state.is_main_process:
-            if script_args.eval_at_start:
-                evaluate_policy(model_path, tokenizer, env, output_dir / "eval_start", **eval_options)
-            summary = evaluate_policy(str(final_dir), tokenizer, env, output_dir / "eval", **eval_options)
-            print(json.dumps({"eval": summary}, default=str))
-        state.wait_for_everyone()
-        return
-    if script_args.eval_at_start and state.is_main_process and not (output_dir / "eval_start" / "summary.json").exists():
-        evaluate_policy(model_path, tokenizer, env, output_dir / "eval_start", **eval_options)
-    state.wait_for_everyone()
+def evaluate_again(setup: Setup, output_dir: Path, state: Any) -> None:
+    """``--eval.only true``: evaluate output_dir/final (and the start) again; train nothing."""
+    final_dir = output_dir / "final"
+    if not (final_dir / "config.json").is_file():
+        raise SystemExit(f"--eval.only: {final_dir} holds no trained policy (config.json); train the run first")
+    if state.is_main_process:
+        if setup.config.eval.at_start:
+            evaluate(setup, setup.model_path, output_dir / "eval_start")
+        print(json.dumps({"eval": evaluate(setup, str(final_dir), output_dir / "eval")}, default=str))
 
-    # 6. GRPO with pte_rl's multi-turn rollout: exact per-turn token records reach the reward functions.
-    # trl is imported here: it takes ~45 s of CPU, which --eval_only does not need.
+
+def train(setup: Setup, output_dir: Path, state: Any) -> None:
+    """GRPO with pte_rl's multi-turn rollout; the final policy and its held-out evaluation."""
+    # trl's trainer is imported here: it takes ~45 s of CPU, which --eval.only does not need.
+    from transformers import AutoTokenizer
+
+    from pte_rl.rollout.trl_driver import make_rollout_func
+    from pte_rl.training.tracking import LocalMetricsCallback
     from pte_rl.training.trainer import grpo_trainer_class
 
-    GRPOTrainer = grpo_trainer_class(script_args.correct_advantage_floor)
-
-    metrics_callback = LocalMetricsCallback(output_dir, cost_model=cost_model)
-    rollout_func = metrics_callback.observe(make_rollout_func(env, max_turns=script_args.max_turns))
-    trainer = GRPOTrainer(
-        model=model_path,
-        reward_funcs=reward_funcs,
-        args=training_args,
-        train_dataset=env.dataset,
-        processing_class=tokenizer,
-        rollout_func=rollout_func,
-        callbacks=[metrics_callback],
+    callback = LocalMetricsCallback(output_dir, cost_model=setup.cost_model)
+    max_turns = setup.config.env.max_turns or setup.env.max_turns
+    tokenizer = AutoTokenizer.from_pretrained(setup.model_path)
+    trainer = grpo_trainer_class(setup.config.correct_advantage_floor)(
+        model=setup.model_path, reward_funcs=setup.reward_funcs, args=setup.training,
+        train_dataset=setup.env.dataset, processing_class=tokenizer,
+        rollout_func=callback.observe(make_rollout_func(setup.env, max_turns=max_turns)), callbacks=[callback],
     )
-    trainer.train(resume_from_checkpoint=resume)
-
-    # 7. The final policy, then the held-out evaluation that the ablation report reads.
+    trainer.train(resume_from_checkpoint=setup.training.resume_from_checkpoint)
     final_dir = output_dir / "final"
     trainer.save_model(str(final_dir))
     if state.is_main_process:
         tokenizer.save_pretrained(str(final_dir))
-        summary = evaluate_policy(str(final_dir), tokenizer, env, output_dir / "eval", **eval_options)
-        metrics_callback.log_eval(summary)
+        summary = evaluate(setup, str(final_dir), output_dir / "eval")
+        callback.log_eval(summary)
         print(json.dumps({"eval": summary}, default=str))
+
+
+def main(argv: list[str] | None = None) -> None:
+    from pte_rl.errors import InputError
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    try:
+        config, training = parse_args(sys.argv[1:] if argv is None else list(argv))
+    except InputError as exc:
+        print(f"grpo_pte.py: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+    from pte_rl.training.tracking import init_wandb_env
+
+    init_wandb_env(training.report_to, training.output_dir)
+    import torch
+    from accelerate import PartialState
+
+    state, output_dir = PartialState(), Path(training.output_dir)
+    torch.manual_seed(training.seed)
+    try:
+        setup = prepare(config, training, state)
+    except InputError as exc:  # a bad reward override or hardware profile: still before anything long
+        print(f"grpo_pte.py: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if config.eval.only:
+        evaluate_again(setup, output_dir, state)
+        state.wait_for_everyone()
+        return
+    if state.is_main_process:
+        save_config(setup, output_dir)
+        if config.eval.at_start and not (output_dir / "eval_start" / "summary.json").exists():
+            evaluate(setup, setup.model_path, output_dir / "eval_start")
+    state.wait_for_everyone()
+    train(setup, output_dir, state)
     state.wait_for_everyone()
 
 
