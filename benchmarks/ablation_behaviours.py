@@ -39,7 +39,7 @@ def item_levels(run: Path) -> dict[str, int]:
 
 def tally(run_dirs: list[Path], split: str = "eval") -> dict:
     from pte_rl.pricing.jsonl import iter_trajectories
-    from pte_rl.tiny.build import environment_module
+    from pte_rl.tiny.data import environment_module
 
     arith = environment_module("arith")
     counts: dict = defaultdict(lambda: defaultdict(lambda: [0, 0]))

@@ -35,8 +35,11 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from pte_rl.pricing.trajectory import renderable
     from pte_rl.rollout.env import load_environment
-    from pte_rl.tiny.build import TinyConfig, build_tiny_policy, environment_module, renderable
+    from pte_rl.tiny.build import build_tiny_policy
+    from pte_rl.tiny.config import TinyConfig
+    from pte_rl.tiny.data import environment_module
 
     torch.set_num_threads(args.threads)
     model_dir = args.model or str(build_tiny_policy(TinyConfig()))

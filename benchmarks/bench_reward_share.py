@@ -68,7 +68,8 @@ def main() -> int:
     from pte_rl.training.tracking import MetricsRecorder
     from pte_rl.patterns import pattern_rates
     from pte_rl.rewards import load_preset
-    from pte_rl.tiny.build import TinyConfig, build_tiny_policy
+    from pte_rl.tiny.build import build_tiny_policy
+    from pte_rl.tiny.config import TinyConfig
     from pte_rl.pricing.trajectory import Trajectory
     from pte_rl.rollout.trl_driver import make_rollout_func
 

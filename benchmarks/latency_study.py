@@ -46,7 +46,7 @@ def resolve_model(model: str | None, scratch: Path) -> tuple[Path, str, str | No
     if model:
         return Path(model), f"given: {model}", model
     try:
-        from pte_rl.tiny.build import TinyConfig, is_built, tiny_policy_path
+        from pte_rl.tiny.config import TinyConfig, is_built, tiny_policy_path
 
         path = tiny_policy_path(TinyConfig())
         if is_built(path):
@@ -56,7 +56,7 @@ def resolve_model(model: str | None, scratch: Path) -> tuple[Path, str, str | No
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from pte_rl.tiny.build import TinyConfig
+    from pte_rl.tiny.config import TinyConfig
 
     shape = TinyConfig()
     torch.manual_seed(0)

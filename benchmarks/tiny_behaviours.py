@@ -63,7 +63,7 @@ def copy_accuracy(module, env, model, tokenizer, n: int) -> dict:
     """Teacher-forced argmax accuracy on copied digits, per behaviour: tool-call arguments and answers."""
     import torch
 
-    from pte_rl.tiny.build import renderable
+    from pte_rl.pricing.trajectory import renderable
 
     schemas = env.tool_schemas()
     counts: dict = defaultdict(lambda: [0, 0])
@@ -116,7 +116,7 @@ def answer_accuracy(module, env, model, tokenizer, n: int, samples: int, tempera
     """
     import torch
 
-    from pte_rl.tiny.build import renderable
+    from pte_rl.pricing.trajectory import renderable
 
     schemas = env.tool_schemas()
     counts: dict = defaultdict(lambda: [0, 0])
@@ -150,7 +150,7 @@ def answer_accuracy(module, env, model, tokenizer, n: int, samples: int, tempera
 
 def _report_lines(env) -> int:
     """The environment's report length: its own option, else arith's default."""
-    from pte_rl.tiny.build import environment_module
+    from pte_rl.tiny.data import environment_module
 
     default = environment_module("arith").DEFAULT_REPORT_LINES
     return dict(env.source[1]).get("report_lines", default) if env.source else default
@@ -258,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from pte_rl.rollout.env import load_environment
-    from pte_rl.tiny.build import BUILD_INFO, TinyConfig, build_tiny_policy, environment_module
+    from pte_rl.tiny.build import build_tiny_policy
+    from pte_rl.tiny.config import BUILD_INFO, TinyConfig
+    from pte_rl.tiny.data import environment_module
 
     torch.set_num_threads(args.threads or min(8, os.cpu_count() or 1))
     start, cpu_start = time.perf_counter(), time.process_time()

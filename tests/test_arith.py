@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pte_rl.rollout.env import held_out, load_environment
-from pte_rl.tiny.build import environment_module
+from pte_rl.tiny.data import environment_module
 from pte_rl.tools import ToolInputError, Toolset, parse_tool_calls
 
 arith = environment_module("arith")

@@ -22,7 +22,8 @@ def test_answer_copies_per_item_counts_every_miss(tmp_path):
 
     from test_tiny import FAST
 
-    from pte_rl.tiny.build import TinyConfig, build_tiny_policy
+    from pte_rl.tiny.build import build_tiny_policy
+    from pte_rl.tiny.config import TinyConfig
 
     model = build_tiny_policy(TinyConfig(**FAST), tmp_path / "tiny", log=lambda _: None)
     script = load_script("benchmarks/answer_copies_per_item.py", "answer_copies_per_item")

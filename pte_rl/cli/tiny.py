@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from pte_rl.cli import CLIError
-    from pte_rl.tiny.build import TinyConfig, build_tiny_policy, tiny_policy_path
+    from pte_rl.tiny.build import build_tiny_policy
+    from pte_rl.tiny.config import TinyConfig, tiny_policy_path
 
     overrides = {"env": args.env, "seed": args.seed}
     if args.threads is not None:
