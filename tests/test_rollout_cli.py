@@ -9,8 +9,8 @@ from rollout_helpers import build_byte_tokenizer, build_tiny_model, count_tokens
 
 from pte_rl.cli import main
 from pte_rl.pricing.cost import pte
-from pte_rl.rollout.env import load_environment
 from pte_rl.pricing.jsonl import read_trajectories
+from pte_rl.rollout.env import load_environment
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -24,25 +24,24 @@ def model_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("env", "env_args"), [
-    ("facts", ["n_cities=10", "n_eval=3"]),
-    ("arith", ["n_train=10", "n_eval=3"]),
+    ("facts", ["--env.options.n_cities", "10", "--env.options.n_eval=3"]),
+    ("arith", ["--env.options.n_train=10", "--env.name", "arith", "--env.options.n_eval", "3"]),
 ])
 def test_rollout_then_score_and_patterns(model_dir, tmp_path, capsys, env, env_args):
     out = tmp_path / f"{env}.jsonl"
     argv = ["rollout", "--model", str(model_dir), "--env", env, "--n", "2", "--samples", "2", "--engine",
             "transformers", "--device", "cpu", "--max-completion-length", "40", "--temperature", "1.0", "--seed", "3",
-            "--out", str(out)]
-    for arg in env_args:
-        argv += ["--env-arg", arg]
+            "--out", str(out), *env_args]
     assert main(argv) == 0
     assert "wrote 4 trajectories" in capsys.readouterr().out
 
     trajectories = read_trajectories(out)
-    environment = load_environment(env, **{k: int(v) for k, v in (a.split("=") for a in env_args)})
+    options = {"facts": {"n_cities": 10, "n_eval": 3}, "arith": {"n_train": 10, "n_eval": 3}}[env]
+    environment = load_environment(env, **options)
     rows = environment.eval_dataset.select(range(2))
     assert [t.task_id for t in trajectories] == [r["task_id"] for r in rows for _ in range(2)]
     tokenizer = build_byte_tokenizer()
-    for traj, row in zip(trajectories, [r for r in rows for _ in range(2)]):
+    for traj, row in zip(trajectories, [r for r in rows for _ in range(2)], strict=True):
         rendered = tokenizer.apply_chat_template(row["prompt"], tools=environment.tool_schemas(), tokenize=False,
                                                  add_generation_prompt=True)
         assert traj.turns[0].context_tokens == count_tokens(rendered)
@@ -62,7 +61,11 @@ def test_rollout_then_score_and_patterns(model_dir, tmp_path, capsys, env, env_a
 def test_rollout_rejects_unknown_environments_and_options(model_dir, tmp_path, capsys):
     assert main(["rollout", "--model", str(model_dir), "--env", "nope", "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "unknown environment 'nope'" in capsys.readouterr().err
-    assert main(["rollout", "--model", str(model_dir), "--env", "facts", "--env-arg", "colour=red",
+    assert main(["rollout", "--model", str(model_dir), "--env", "facts", "--env.options.colour", "red",
                  "--out", str(tmp_path / "x.jsonl")]) == 2
-    assert "--env-arg 'colour': facts accepts seed, n_cities" in capsys.readouterr().err
+    assert ("command line (--env.options.colour): field 'env.options.colour': facts accepts seed, n_cities"
+            in capsys.readouterr().err)
+    assert main(["rollout", "--model", str(model_dir), "--env", "facts", "--env-arg", "n_eval=3",
+                 "--out", str(tmp_path / "x.jsonl")]) == 2
+    assert "command line: --env-arg is no longer an option; use --env.options.NAME VALUE" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()

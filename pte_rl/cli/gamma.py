@@ -1,17 +1,23 @@
 """`pte-rl gamma CONFIG`: gamma for a model on a hardware profile, with its derivation.
 
-Also holds the gamma-source options that `pte-rl score` (and later commands) share:
-:func:`add_hardware_arguments`, :func:`profile_from_args`, :func:`gamma_from_args`.
+Also holds the gamma-source options that `pte-rl score` and `pte-rl patterns` share:
+:func:`add_hardware_arguments`, :func:`profile_from_args`, :func:`gamma_from_args`, and
+:func:`cost_model_from_args`, which turns them into a CostModel through the one resolver
+(:func:`pte_rl.pricing.resolve.resolve_pricing`, as the training recipe and the report do).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+from typing import Any
 
 from pte_rl.cli import CLIError
+from pte_rl.pricing.cost import CostModel
 from pte_rl.pricing.gamma import DEFAULT_CONTEXT_TOKENS, GAMMA_MODES, GammaResult, resolve_gamma
 from pte_rl.pricing.hardware import DEFAULT_PROFILE, HardwareError, HardwareProfile, custom_profile, load_profile
+from pte_rl.pricing.resolve import PricingConfig, resolve_pricing
 
 
 def add_hardware_arguments(parser: argparse.ArgumentParser, *, mode_flag: str = "--mode") -> None:
@@ -57,6 +63,36 @@ def gamma_from_args(args: argparse.Namespace, config: str | None) -> GammaResult
     try:
         return resolve_gamma(config, profile, mode=args.gamma_mode, active_params=args.active_params,
                              dtype_bytes=args.dtype_bytes, context_tokens=args.context_tokens)
+    except HardwareError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def cost_model_from_args(args: argparse.Namespace) -> tuple[CostModel, dict[str, Any]]:
+    """``--gamma G`` or ``--model-config CONFIG`` / ``--hardware`` (+ ``--cache``, ``--attention``,
+    ``--delta``) -> ``(CostModel, derivation)`` by :func:`pte_rl.pricing.resolve.resolve_pricing`."""
+    formula_options = args.model_config or args.hardware or args.flops or args.bandwidth or args.active_params
+    if args.gamma is not None and formula_options:
+        raise CLIError("give --gamma G, or --model-config CONFIG with hardware options, not both")
+    for name in ("gamma", "delta"):
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise CLIError(f"--{name}: expected a finite non-negative number, got {value}")
+    if args.gamma is None and not (args.model_config or args.hardware):
+        raise CLIError("no gamma: give --gamma G, or --model-config CONFIG [--hardware NAME], "
+                       "or --hardware PROFILE.json with a measured gamma")
+    profile = profile_from_args(args) if args.gamma is None else DEFAULT_PROFILE
+    if args.gamma is None and not args.model_config and profile.gamma is None:  # type: ignore[union-attr]
+        raise CLIError(f"--hardware {args.hardware} has no measured gamma: give --model-config CONFIG "
+                       "to derive one, or --gamma G")
+    if args.context_tokens <= 0:
+        raise CLIError(f"--context-tokens: expected a positive integer, got {args.context_tokens}")
+    if args.dtype_bytes is not None and args.dtype_bytes <= 0:
+        raise CLIError(f"--dtype-bytes: expected a positive integer, got {args.dtype_bytes}")
+    pricing = PricingConfig(gamma=args.gamma, hardware=profile, mode=args.gamma_mode, cache=args.cache,
+                            attention=args.attention, delta=args.delta, active_params=args.active_params,
+                            dtype_bytes=args.dtype_bytes, context_tokens=args.context_tokens)
+    try:
+        return resolve_pricing(pricing, args.model_config, source="command line")
     except HardwareError as exc:
         raise CLIError(str(exc)) from None
 

@@ -16,11 +16,11 @@ import os
 from typing import Any
 
 from pte_rl.cli import CLIError
-from pte_rl.cli.gamma import add_hardware_arguments
-from pte_rl.cli.score import _gamma_source, _load_tokenizer
+from pte_rl.cli.gamma import add_hardware_arguments, cost_model_from_args
+from pte_rl.cli.score import _load_tokenizer
+from pte_rl.patterns import DEFAULT_TOOLSETS, PATTERNS, PatternConfig, detect, pattern_rates
 from pte_rl.pricing.cost import ATTENTION_MODES, CACHE_POLICIES, CostModel
 from pte_rl.pricing.jsonl import iter_trajectories
-from pte_rl.patterns import DEFAULT_TOOLSETS, PATTERNS, PatternConfig, detect, pattern_rates
 
 
 def _toolsets(specs: list[str] | None) -> dict[str, str]:
@@ -128,11 +128,7 @@ def _config(args: argparse.Namespace) -> PatternConfig:
 def _cost_model(args: argparse.Namespace) -> CostModel | None:
     if args.gamma is None and not (args.model_config or args.hardware):
         return None
-    gamma, measured_delta, _ = _gamma_source(args)
-    delta = args.delta if args.delta is not None else (measured_delta or 0.0)
-    if not math.isfinite(delta) or delta < 0:
-        raise CLIError(f"--delta: expected a finite non-negative number, got {delta}")
-    return CostModel(gamma=gamma, cache=args.cache, attention=args.attention, delta=delta)
+    return cost_model_from_args(args)[0]
 
 
 def _null_nan(metrics: dict[str, float]) -> dict[str, float | None]:

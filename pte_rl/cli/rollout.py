@@ -7,8 +7,10 @@ Rows are the first ``--n`` of the chosen split (``--split eval`` by default: the
 each rolled out ``--samples`` times, in batches of ``--batch-size`` episodes through the same loop as
 training (:func:`pte_rl.rollout.loop.run_rollouts`). ``--engine transformers`` runs ``model.generate``
 (CPU or GPU); ``--engine vllm`` a standalone ``vllm.LLM`` with prefix caching, whose cached-prefix
-counts are recorded for ``pte-rl score --cache measured``. Environment options are passed as
-``--env-arg name=value`` and converted to the types ``load_environment`` declares.
+counts are recorded for ``pte-rl score --cache measured``. Environment options are given as in the
+training recipe, ``--env.options.NAME VALUE`` (or ``--env.options.NAME=VALUE``; values read as YAML),
+bound against ``load_environment``'s signature and converted to the types it declares
+(:func:`pte_rl.training.config.bind_env_options`).
 
 The file is written atomically (complete or absent) in the interchange format of
 :mod:`pte_rl.pricing.jsonl`, with exact per-turn ``usage``.
@@ -29,9 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run a model on an environment with the multi-turn tool loop; write trajectories as JSONL.",
     )
     parser.add_argument("--model", required=True, help="model directory (or hub name) with a chat-template tokenizer")
-    parser.add_argument("--env", required=True, help="environment name (envs/<name>.py) or path to a .py file")
-    parser.add_argument("--env-arg", action="append", default=[], metavar="NAME=VALUE",
-                        help="an option of the environment's load_environment (repeatable)")
+    parser.add_argument("--env", "--env.name", dest="env", required=True,
+                        help="environment name (pte_rl/envs/<name>.py) or path to a .py file; its options: "
+                             "--env.options.NAME VALUE (repeatable), as in the training recipe")
     parser.add_argument("--split", choices=("train", "eval"), default="eval", help="which split to draw rows from")
     parser.add_argument("--n", type=int, default=None, help="rows to roll out (default: the whole split)")
     parser.add_argument("--samples", type=int, default=1, help="episodes per row")
@@ -49,36 +51,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tool-timeout", type=float, default=30.0, help="seconds per tool call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output JSONL file")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, env_options={}, env_option_error=None)
+    _accept_env_options(parser)
 
 
-def parse_env_args(env: str, pairs: list[str]) -> dict[str, Any]:
-    """``["n_eval=20", "seed=3"]`` -> ``{"n_eval": 20, "seed": 3}``, typed by ``load_environment``'s annotations."""
-    import yaml
+ENV_OPTION_PREFIX = "--env.options."
 
-    from pte_rl.rollout.env import environment_options
 
-    options = environment_options(env)
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep or not name:
-            raise CLIError(f"--env-arg {pair!r}: expected NAME=VALUE")
-        if name not in options:
-            raise CLIError(f"--env-arg {name!r}: {env} accepts {', '.join(options) or 'no options'}")
-        annotation = str(options[name].annotation)
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            value = text
-        if annotation.startswith("str") and value is not None:
-            value = text
-        elif "tuple" in annotation and isinstance(value, list):
-            value = tuple(value)
-        elif annotation.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        values[name] = value
-    return values
+def _accept_env_options(parser: argparse.ArgumentParser) -> None:
+    """Let ``parser`` take ``--env.options.NAME VALUE`` (any NAME) into ``args.env_options``.
+
+    argparse has no option family with a free suffix, so these are taken out of the arguments
+    before argparse parses the rest; the old ``--env-arg`` is recorded as an error for :func:`run`.
+    """
+    parse_known_args = parser.parse_known_args
+
+    def parse(args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        from pte_rl.training.config import parse_scalar
+
+        rest, options, error = [], {}, None
+        tokens = list(args or [])
+        while tokens:
+            token = tokens.pop(0)
+            key, sep, inline = token.partition("=")
+            if key == "--env-arg":
+                error = "--env-arg is no longer an option; use --env.options.NAME VALUE"
+                if not sep and tokens:
+                    tokens.pop(0)
+            elif key.startswith(ENV_OPTION_PREFIX) and len(key) > len(ENV_OPTION_PREFIX):
+                if not sep and (not tokens or tokens[0].startswith("--")):
+                    error = f"{key} needs a value"
+                    continue
+                options[key.removeprefix(ENV_OPTION_PREFIX)] = parse_scalar(inline if sep else tokens.pop(0))
+            else:
+                rest.append(token)
+        parsed, extras = parse_known_args(rest, namespace)
+        parsed.env_options, parsed.env_option_error = options, error
+        return parsed, extras
+
+    parser.parse_known_args = parse  # type: ignore[method-assign]
 
 
 def _transformers_backend(args: argparse.Namespace, tokenizer: Any) -> Any:
@@ -105,18 +116,22 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')}: expected a positive integer, got {value}")
+    if args.env_option_error:
+        raise CLIError(f"command line: {args.env_option_error}")
     from pte_rl.rollout.env import load_environment
+    from pte_rl.training.config import bind_env_options
 
+    options = bind_env_options(args.env, args.env_options, lambda key: f"command line (--{key})")
     try:
-        env = load_environment(args.env, **parse_env_args(args.env, args.env_arg))
+        env = load_environment(args.env, **options)
         split = env.split(args.split)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from None
 
     from transformers import AutoTokenizer, set_seed
 
-    from pte_rl.rollout.backends import SamplingConfig
     from pte_rl.pricing.jsonl import write_trajectories
+    from pte_rl.rollout.backends import SamplingConfig
     from pte_rl.rollout.loop import RolloutConfig, TaskInfo, run_rollouts
 
     set_seed(args.seed)

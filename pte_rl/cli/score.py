@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from pte_rl.cli import CLIError
-from pte_rl.cli.gamma import add_hardware_arguments, gamma_from_args, profile_from_args
+from pte_rl.cli.gamma import add_hardware_arguments, cost_model_from_args
 from pte_rl.pricing.cost import ATTENTION_MODES, CACHE_POLICIES, CostModel, TurnTable, pte_batch
 from pte_rl.pricing.jsonl import iter_trajectories, write_jsonl
 from pte_rl.pricing.trajectory import Trajectory
@@ -118,25 +117,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _gamma_source(args: argparse.Namespace) -> tuple[float, float | None, dict[str, Any]]:
-    """gamma, a profile's measured delta (or None), and how gamma was obtained."""
-    formula_options = args.model_config or args.hardware or args.flops or args.bandwidth or args.active_params
-    if args.gamma is not None:
-        if formula_options:
-            raise CLIError("give --gamma G, or --model-config CONFIG with hardware options, not both")
-        if not math.isfinite(args.gamma) or args.gamma < 0:
-            raise CLIError(f"--gamma: expected a finite non-negative number, got {args.gamma}")
-        return args.gamma, None, {"mode": "given", "gamma": args.gamma}
-    if not (args.model_config or args.hardware):
-        raise CLIError("no gamma: give --gamma G, or --model-config CONFIG [--hardware NAME], "
-                       "or --hardware PROFILE.json with a measured gamma")
-    if not args.model_config and profile_from_args(args).gamma is None:
-        raise CLIError(f"--hardware {args.hardware} has no measured gamma: give --model-config CONFIG "
-                       "to derive one, or --gamma G")
-    result = gamma_from_args(args, args.model_config)
-    return result.gamma, result.delta, result.to_dict()
-
-
 def _load_tokenizer(directory: str) -> Any:
     if not Path(directory).is_dir():
         raise CLIError(f"--tokenizer {directory}: not a directory (a local tokenizer directory is expected)")
@@ -173,11 +153,8 @@ def _print_summary(summary: dict[str, Any], header: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    gamma, measured_delta, source = _gamma_source(args)
-    delta = args.delta if args.delta is not None else (measured_delta or 0.0)
-    if not math.isfinite(delta) or delta < 0:
-        raise CLIError(f"--delta: expected a finite non-negative number, got {delta}")
-    model = CostModel(gamma=gamma, cache=args.cache, attention=args.attention, delta=delta)
+    model, source = cost_model_from_args(args)
+    gamma, delta = model.gamma, model.delta
     tokenizer = _load_tokenizer(args.tokenizer) if args.tokenizer else None
     trajectories = list(iter_trajectories(args.trajectories, tokenizer))
     rows = score_rows(trajectories, model)
