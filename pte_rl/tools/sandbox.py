@@ -5,10 +5,10 @@ Layers, outermost first (``sandbox_layers()`` says which are active; docs/tools.
 * **Process group.** The child leads a new session; at the wall-clock deadline, and after every run,
   the whole group gets SIGKILL. The deadline is ``timeout_s`` after the model's code starts (the
   child reports that moment through a pipe), so a slow start on a loaded machine does not eat the
-  code's time; the start-up itself is bounded by ``STARTUP_TIMEOUT_S``. Output is read incrementally: ``output_budget`` bytes per stream are
-  kept (head and tail, a visible marker between), and a run that prints more than
-  ``max_output_bytes`` in all is stopped (``output_limit``). The caller never holds more than
-  ``2 * output_budget`` bytes of output.
+  code's time; the start-up itself is bounded by ``STARTUP_TIMEOUT_S``. Output is read incrementally:
+  ``output_budget`` bytes per stream are kept (head and tail, a visible marker between), and a run
+  that prints more than ``max_output_bytes`` in all is stopped (``output_limit``). The caller never
+  holds more than ``2 * output_budget`` bytes of output.
 * **Namespaces** (``unshare``; as non-root inside a user namespace): mount, net, pid, ipc, uts.
   No network (only a loopback that is down); a fresh ``/proc``; the code cannot see or signal any
   process outside, and when the namespace's first process dies the kernel kills every other one,
@@ -166,15 +166,18 @@ def run_python(
         "RLIMIT_NOFILE": max_open_files,
         "RLIMIT_CORE": 0,
     }
-    config = {
+    config = _child_config(rlimits, block_network, block_processes)
+    return _run(code, layers or sandbox_layers(), config, timeout_s, output_budget, max_output_bytes, extra_env)
+
+
+def _child_config(rlimits: dict[str, int], block_network: bool, block_processes: bool) -> dict:
+    """What the runner (``_sandbox_runner.py``) sets up before the code: limits, blocks, module path."""
+    return {
         "rlimits": rlimits,
         "block_network": block_network,
         "block_processes": block_processes,
         "site_dirs": [d for d in site.getsitepackages() if os.path.isdir(d)],
     }
-    return _run(
-        code, layers or sandbox_layers(), config, timeout_s, output_budget, max_output_bytes, extra_env
-    )
 
 
 # -- layers ----------------------------------------------------------------------------------------
@@ -221,14 +224,8 @@ def candidate_layers() -> list[SandboxLayers]:
 
 
 def _probe(layers: SandboxLayers) -> bool:
-    config = {
-        "rlimits": {},
-        "block_network": True,
-        "block_processes": True,
-        "site_dirs": [d for d in site.getsitepackages() if os.path.isdir(d)],
-    }
     try:
-        result = _run(_PROBE_CODE, layers, config, 60.0, 4096, 65536, None)
+        result = _run(_PROBE_CODE, layers, _child_config({}, True, True), 60.0, 4096, 65536, None)
     except SandboxError:
         return False
     uid = result.uid if layers.drop_uid else os.getuid() if not layers.namespaces else None
@@ -261,38 +258,16 @@ def _run(
     uid = acquire_uid() if layers.drop_uid else None
     run_dir = tempfile.mkdtemp(prefix="pte_rl_sandbox_")
     try:
-        work = os.path.join(run_dir, "work")
-        os.mkdir(work, 0o700)
-        Path(work, "main.py").write_text(code, encoding="utf-8", errors="surrogatepass")
-        if uid is not None:
-            os.chmod(run_dir, 0o711)
-            for path in (work, os.path.join(work, "main.py")):
-                os.chown(path, uid, uid)
+        work = _write_code(code, run_dir, uid)
         if uid is None and os.geteuid() != 0 and "RLIMIT_NPROC" in config["rlimits"]:
+            # RLIMIT_NPROC counts every task of the uid: the code's allowance comes on top of the caller's.
             config = {**config, "rlimits": {**config["rlimits"]}}
             config["rlimits"]["RLIMIT_NPROC"] += tasks_of_uid(os.getuid())
         ready_read, ready_write = os.pipe()
-        config = {**config, "ready_fd": ready_write}
-        argv, env = _command(layers, uid, run_dir, work, config)
+        argv, env = _command(layers, uid, run_dir, work, {**config, "ready_fd": ready_write})
         env.update(extra_env or {})
         start = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=work,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                close_fds=True,
-                pass_fds=(ready_write,),
-            )
-        except OSError as exc:
-            os.close(ready_read)
-            raise SandboxError(f"cannot start the sandbox ({argv[0]}): {exc}") from exc
-        finally:
-            os.close(ready_write)
+        proc = _spawn(argv, env, work, ready_read, ready_write)
         try:
             streams, reason, started = collect_output(
                 proc, ready_read, start + STARTUP_TIMEOUT_S, timeout_s, output_budget, max_output_bytes
@@ -309,31 +284,51 @@ def _run(
     finally:
         release_uid(uid)
         remove_tree(run_dir)
-    returncode = proc.returncode
-    if layers.namespaces and 128 < returncode <= 128 + 64:  # the namespace's sh reports 128 + signal
-        returncode = 128 - returncode
-    error = reason
-    if error is None and returncode != 0:
-        if returncode == EXIT_MEMORY:
-            error = "memory"
-        elif returncode < 0:
-            error = "timeout" if -returncode == signal.SIGXCPU else "killed"
-        else:
-            error = "exception"
+    returncode, error = _outcome(proc.returncode, reason, layers)
     out, err = streams
     return ToolResult(
-        out.text(),
-        err.text(),
-        error,
-        returncode,
-        duration,
-        out.truncated or err.truncated,
-        out.total,
-        err.total,
-        layers,
-        uid,
-        None if started is None else started - start,
+        out.text(), err.text(), error, returncode, duration, out.truncated or err.truncated, out.total, err.total,
+        layers, uid, None if started is None else started - start,
     )
+
+
+def _write_code(code: str, run_dir: str, uid: int | None) -> str:
+    """The run's working directory (``run_dir/work``) holding ``main.py``, owned by the run's uid."""
+    work = os.path.join(run_dir, "work")
+    os.mkdir(work, 0o700)
+    Path(work, "main.py").write_text(code, encoding="utf-8", errors="surrogatepass")
+    if uid is not None:
+        os.chmod(run_dir, 0o711)
+        for path in (work, os.path.join(work, "main.py")):
+            os.chown(path, uid, uid)
+    return work
+
+
+def _spawn(argv: list[str], env: dict[str, str], work: str, ready_read: int, ready_write: int) -> subprocess.Popen:
+    """Start the child in a new session; it inherits only the write end of the ready pipe."""
+    try:
+        return subprocess.Popen(
+            argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True, close_fds=True, pass_fds=(ready_write,),
+        )
+    except OSError as exc:
+        os.close(ready_read)
+        raise SandboxError(f"cannot start the sandbox ({argv[0]}): {exc}") from exc
+    finally:
+        os.close(ready_write)
+
+
+def _outcome(returncode: int, reason: str | None, layers: SandboxLayers) -> tuple[int, str | None]:
+    """(the code's exit status, negative for a signal; the error kind, None for a clean exit)."""
+    if layers.namespaces and 128 < returncode <= 128 + 64:  # the namespace's sh reports 128 + signal
+        returncode = 128 - returncode
+    if reason is not None or returncode == 0:
+        return returncode, reason
+    if returncode == EXIT_MEMORY:
+        return returncode, "memory"
+    if returncode < 0:
+        return returncode, "timeout" if -returncode == signal.SIGXCPU else "killed"
+    return returncode, "exception"
 
 
 def _command(
@@ -364,12 +359,7 @@ def _command(
         mount_script = f'{shutil.which("mount")} --bind "$1" "$2" || exit {_EXIT_MOUNT_FAILED}; '
     argv = [interpreter, "-I", "-c", RUNNER_SOURCE, json.dumps(config)]
     if layers.drop_uid or layers.drop_capabilities:
-        privileges = [
-            shutil.which("setpriv") or "setpriv",
-            "--no-new-privs",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ]
+        privileges = [shutil.which("setpriv") or "setpriv", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
         if layers.drop_uid and uid is not None:
             privileges += [f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
         argv = [*privileges, "--", *argv]
@@ -379,18 +369,8 @@ def _command(
         # sh stays the namespace's first process (no exec), so the code is not pid 1: its own signals
         # work as usual, and it cannot signal its parent (pid 1 ignores signals from inside).
         script = mount_script + 'shift 2; "$@"; exit $?'
-        argv = [
-            shutil.which("unshare") or "unshare",
-            *flags,
-            "--",
-            shutil.which("sh") or "sh",
-            "-c",
-            script,
-            "sh",
-            prefix,
-            mount_point,
-            *argv,
-        ]
+        unshare, sh = shutil.which("unshare") or "unshare", shutil.which("sh") or "sh"
+        argv = [unshare, *flags, "--", sh, "-c", script, "sh", prefix, mount_point, *argv]
     return argv, env
 
 
