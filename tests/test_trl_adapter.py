@@ -1,0 +1,255 @@
+"""pte_rl.rollout.trl_adapter: every row of its table of TRL touchpoints, pinned on the installed TRL.
+
+Each test fails on a TRL (or transformers) version where the touchpoint no longer holds: the member
+is gone, takes other parameters, or no longer does what pte_rl relies on. Signatures and source are
+read with ``inspect`` on ``trl.GRPOTrainer``; behaviour is checked on one real small trainer (a random
+two-layer Qwen2 on CPU, built once for the module).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import inspect
+import io
+import tokenize
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rollout_helpers import build_byte_tokenizer, build_tiny_model, one_torch_thread
+
+from pte_rl.rollout import trl_adapter
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parameters(function) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+@pytest.fixture(scope="module")
+def grpo(tmp_path_factory):
+    """``(trainer, tokenizer)``: a GRPOTrainer on a random tiny Qwen2, two reward functions, never trained."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    threads = one_torch_thread()
+    next(threads)
+    directory = tmp_path_factory.mktemp("trl_adapter")
+    tokenizer = build_byte_tokenizer()
+    model_dir = build_tiny_model(directory / "model", tokenizer)
+
+    def correctness(completions, **kwargs):
+        return [1.0 if "7" in str(c) else 0.0 for c in completions]
+
+    def brevity(completions, **kwargs):
+        return [-0.5] * len(completions)
+
+    args = GRPOConfig(
+        output_dir=str(directory / "out"), use_cpu=True, bf16=False, max_steps=1, per_device_train_batch_size=2,
+        num_generations=2, max_completion_length=8, report_to="none", save_strategy="no",
+    )
+    dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": "3+4?"}]] * 2})
+    trainer = GRPOTrainer(model=str(model_dir), reward_funcs=[correctness, brevity], args=args,
+                          train_dataset=dataset, processing_class=tokenizer)
+    yield trainer, tokenizer
+    with contextlib.suppress(StopIteration):
+        next(threads)
+
+
+# --- the rollout_func contract -----------------------------------------------------------------------
+
+
+def test_rollout_func_is_called_with_the_prompts_and_the_trainer():
+    from trl import GRPOTrainer
+
+    assert "rollout_func" in parameters(GRPOTrainer.__init__)
+    source = inspect.getsource(GRPOTrainer._generate)
+    assert "self.rollout_func(prompts, self)" in source
+    assert '"prompt_ids", "completion_ids", "logprobs"' in source  # the keys it requires; env_mask is optional
+    assert "env_mask" in source and "extra_fields" in inspect.getsource(GRPOTrainer._generate_and_score_completions)
+
+
+# --- metrics ------------------------------------------------------------------------------------------
+
+
+def test_log_metric_is_the_reward_functions_channel(grpo):
+    from trl import GRPOTrainer
+
+    assert parameters(GRPOTrainer._log_metric) == ["self", "name", "value"]
+    # Rewards get the attribute at every call, so claim_metrics' replacement on the instance reaches them.
+    assert 'reward_kwargs["log_metric"] = self._log_metric' in inspect.getsource(GRPOTrainer._calculate_rewards)
+    trainer, _ = grpo
+    original = trainer._log_metric
+    channel = trl_adapter.claim_metrics(trainer, lambda key: key.startswith("pte/"), "the test")
+    try:
+        assert channel == original and trl_adapter.claim_metrics(trainer, bool, "another") == original
+        assert isinstance(trainer._log_metric, trl_adapter.GuardedLogMetric)
+    finally:
+        trainer._log_metric = original
+
+
+def test_metrics_store_is_averaged_into_the_log(grpo):
+    trainer, _ = grpo
+    trainer.model.train()  # as in a training step (from_pretrained leaves the model in eval mode)
+    assert set(trainer._metrics) == {"train", "eval"} and trl_adapter.metric_mode(trainer) == "train"
+    for value in (0.25, 0.75, 1.0):
+        trl_adapter.record_metric(trainer, "advantages/floored_frac", value)
+    trainer.log({})
+    assert trainer.state.log_history[-1]["advantages/floored_frac"] == pytest.approx(2.0 / 3)
+    assert "advantages/floored_frac" not in trainer._metrics["train"]  # cleared after each log
+
+
+# --- the advantage hook -------------------------------------------------------------------------------
+
+
+def test_calculate_rewards_returns_the_gathered_matrix(grpo):
+    from trl import GRPOTrainer
+
+    assert parameters(GRPOTrainer._calculate_rewards) == ["self", "inputs", "prompts", "completions",
+                                                          "completion_ids_list"]
+    assert "rewards_per_func = gather(rewards_per_func)" in inspect.getsource(GRPOTrainer._calculate_rewards)
+    trainer, _ = grpo
+    prompts = [[{"role": "user", "content": "3+4?"}]] * 2
+    completions = [[{"role": "assistant", "content": "7"}], [{"role": "assistant", "content": "8"}]]
+    inputs = [{"prompt": p} for p in prompts]
+    rewards = trainer._calculate_rewards(inputs, prompts, completions, [[55], [56]])
+    assert rewards.tolist() == [[1.0, -0.5], [0.0, -0.5]]  # (rows, reward functions), in reward_func_names order
+    assert trl_adapter.reward_names(trainer) == ["correctness", "brevity"]
+
+
+def test_generate_and_score_returns_this_process_advantages():
+    from trl import GRPOTrainer
+
+    assert parameters(GRPOTrainer._generate_and_score_completions) == ["self", "inputs"]
+    source = inspect.getsource(GRPOTrainer._generate_and_score_completions)
+    assert "self.accelerator.process_index * len(prompts)" in source and '"advantages": advantages' in source
+
+
+def test_advantage_hook_hands_each_process_its_rows():
+    import torch
+
+    class FakeGRPO:  # TRL's two methods, as the table describes them, on process 1 of 2
+        accelerator = SimpleNamespace(process_index=1)
+
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            return torch.arange(8.0).view(4, 2)  # gathered: 2 rows per process, 2 reward functions
+
+        def _generate_and_score_completions(self, inputs):
+            self._calculate_rewards(inputs, None, None, None)
+            return {"advantages": torch.tensor([0.5, -0.5]), "other": 1}
+
+    seen = []
+
+    class Hooked(trl_adapter.advantage_hook(FakeGRPO)):
+        def adjust_advantages(self, advantages, rewards_per_func):
+            seen.append(rewards_per_func.tolist())
+            return advantages * 2
+
+    output = Hooked()._generate_and_score_completions([])
+    assert seen == [[[4.0, 5.0], [6.0, 7.0]]] and output["advantages"].tolist() == [1.0, -1.0]
+    assert output["other"] == 1 and trl_adapter.advantage_hook(FakeGRPO)().adjust_advantages(3, None) == 3
+
+
+# --- tokenizer and end-of-turn ids --------------------------------------------------------------------
+
+
+def test_tokenizer_and_eos_ids(grpo):
+    trainer, tokenizer = grpo
+    assert trainer._tokenizer is tokenizer and trl_adapter.text_tokenizer(trainer) is tokenizer
+    assert tokenizer.eos_token_id in trl_adapter.trainer_eos_ids(trainer)
+    processor = SimpleNamespace(tokenizer=tokenizer)  # a processor without TRL's _tokenizer: its .tokenizer
+    assert trl_adapter.text_tokenizer(SimpleNamespace(processing_class=processor)) is tokenizer
+
+
+# --- the generation engine ----------------------------------------------------------------------------
+
+
+def test_vllm_members_of_the_trainer(grpo):
+    from trl import GRPOTrainer
+
+    trainer, _ = grpo
+    assert trainer.use_vllm is False and trainer.vllm_mode == "colocate" and trl_adapter.vllm_engine(trainer) is None
+    assert "self.vllm_generation = VLLMGeneration(" in inspect.getsource(GRPOTrainer.__init__)
+    fake = SimpleNamespace(use_vllm=True, vllm_mode="server", vllm_generation="engine", args=None)
+    assert trl_adapter.vllm_engine(fake) == ("server", "engine")
+
+
+def test_vllm_generation_members():
+    from trl.generation.vllm_client import VLLMClient
+    from trl.generation.vllm_generation import VLLMGeneration
+
+    assert {"tensor_parallel_size", "enable_sleep_mode", "mode"} <= set(parameters(VLLMGeneration.__init__))
+    assert parameters(VLLMGeneration.sync_weights) == ["self"]
+    source = inspect.getsource(VLLMGeneration)
+    for member in ("self.llm = LLM(", "self.vllm_client = VLLMClient(", "self._llm_weights_sleeping = ",
+                   'self.llm.wake_up(tags=["kv_cache"])', "self.llm.sleep(level=2)"):
+        assert member in source, member
+    # VLLMServerBackend's request (public API, pinned all the same).
+    assert {"prompts", "n", "repetition_penalty", "temperature", "top_p", "top_k", "min_p", "max_tokens",
+            "logprobs"} <= set(parameters(VLLMClient.generate))
+
+
+def test_vllm_awake_wakes_and_puts_back_as_trl_does():
+    calls = []
+    llm = SimpleNamespace(wake_up=lambda tags: calls.append(("wake_up", tags)),
+                          sleep=lambda level: calls.append(("sleep", level)))
+    generation = SimpleNamespace(enable_sleep_mode=True, _llm_weights_sleeping=True, llm=llm,
+                                 sync_weights=lambda: calls.append(("sync_weights",)))
+    with trl_adapter.vllm_awake(generation) as engine:
+        assert engine is llm and calls == [("sync_weights",), ("wake_up", ["kv_cache"])]
+    assert calls[-1] == ("sleep", 2) and generation._llm_weights_sleeping is True
+    awake = SimpleNamespace(enable_sleep_mode=False, llm=llm)
+    with trl_adapter.vllm_awake(awake) as engine:
+        assert engine is llm and len(calls) == 3  # no sleep mode: nothing to do
+
+
+def test_unwrap_model_for_generation_and_the_wrapped_model(grpo):
+    from trl.models.utils import unwrap_model_for_generation
+
+    assert {"model", "accelerator", "gather_deepspeed3_params", "gradient_checkpointing_kwargs"} <= set(
+        parameters(unwrap_model_for_generation))
+    trainer, _ = grpo
+    assert trainer.model_wrapped is trainer.model and trl_adapter.is_fsdp(trainer) is False
+    assert trainer.is_fsdp_enabled is False
+    with trl_adapter.unwrapped_model(trainer) as model:
+        assert model is trainer.model and callable(model.generate)
+
+
+# --- nothing outside the adapter reaches into TRL ----------------------------------------------------
+
+PRIVATE_NAMES = {
+    "_calculate_rewards", "_generate_and_score_completions", "_log_metric", "vllm_generation", "model_wrapped",
+    "unwrap_model_for_generation", "_llm_weights_sleeping", "is_fsdp_enabled", "reward_func_names", "_metrics",
+    "_tokenizer",
+}
+
+
+def private_uses(path: Path) -> list[str]:
+    """``file:line: name`` of each TRL touchpoint named in code (not strings or comments), and of each
+    ``from trl... import _x`` or import from a private ``trl`` module."""
+    source = path.read_text(encoding="utf-8")
+    found = []
+    previous = None
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.NAME and token.string in PRIVATE_NAMES:
+            attribute = previous is not None and previous.string == "."
+            if attribute or token.string not in ("_metrics", "_tokenizer"):
+                found.append(f"{path.relative_to(ROOT)}:{token.start[0]}: {token.string}")
+        previous = token
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "trl":
+            private = any(part.startswith("_") for part in node.module.split(".")) or any(
+                alias.name.startswith("_") for alias in node.names)
+            if private:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: from {node.module} import ...")
+    return found
+
+
+def test_no_trl_touchpoint_outside_the_adapter():
+    adapter = ROOT / "pte_rl" / "rollout" / "trl_adapter.py"
+    files = [p for p in sorted((ROOT / "pte_rl").rglob("*.py")) + sorted((ROOT / "recipes").rglob("*.py"))
+             if p != adapter]
+    assert [use for path in files for use in private_uses(path)] == []
+    assert len(private_uses(adapter)) >= 10  # the scan sees them where they are
