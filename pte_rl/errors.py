@@ -16,3 +16,7 @@ class PteRlError(Exception):
 
 class InputError(PteRlError, ValueError):
     """Bad input: the message says where (file:line, field) and what was expected."""
+
+
+class InputTypeError(InputError, TypeError):
+    """Bad input of the wrong type (a list where a string was expected): also a ``TypeError``."""

@@ -25,6 +25,7 @@ from pte_rl.checkers import (
     token_f1,
 )
 from pte_rl.checkers.judge import JudgeChecker, parse_verdict
+from pte_rl.errors import InputError, InputTypeError
 
 # ---------------------------------------------------------------- extraction
 
@@ -121,10 +122,11 @@ def test_math_missing_and_bad_ground_truth():
             None, None, "ungraded: ground_truth is missing"
         )
         assert checker("\\boxed{1}", missing) is None
-    with pytest.raises(ValueError, match="ground_truth"):
+    with pytest.raises(InputError, match="ground_truth"):
         MathChecker(missing="raise")("\\boxed{1}", None)
-    with pytest.raises(TypeError, match="ground_truth"):
+    with pytest.raises(InputTypeError, match="ground_truth") as wrong_type:
         checker("\\boxed{1}", {"answer": 1})
+    assert isinstance(wrong_type.value, TypeError)  # callers that catch TypeError still do
 
 
 def test_math_no_answer_and_long_answer():
@@ -182,7 +184,7 @@ def test_checkers_pickle_and_registry():
         checker = get_checker(name, **options)
         clone = pickle.loads(pickle.dumps(checker))
         assert type(clone) is type(checker) and vars(clone) == vars(checker)
-    with pytest.raises(ValueError, match="checker"):
+    with pytest.raises(InputError, match="checker"):
         get_checker("regex")
     with pytest.raises(TypeError):
         get_checker("qa", tolerance=1)

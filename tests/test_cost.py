@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pte_rl.errors import InputError
 from pte_rl.pricing.cost import (
     ATTENTION_MODES,
     CACHE_POLICIES,
@@ -93,14 +94,14 @@ def test_prefill_share_and_token_totals() -> None:
     ],
 )
 def test_cost_model_rejects_bad_settings(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         CostModel(**kwargs)
 
 
 def test_negative_token_counts_are_rejected() -> None:
     with pytest.raises(ValueError, match="decode_tokens"):
         Turn(10, -1)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(InputError, match="non-negative"):
         TurnTable.from_arrays([0], [-5], [3])
 
 

@@ -1,7 +1,7 @@
 """The package's shape: one-way layers, no import cycles, short modules and functions, a light pricing layer.
 
 Every module under ``pte_rl/`` is parsed (``ast``; nothing is imported) and its imports, at module
-level or inside functions, are edges of a graph. The layers, lowest first::
+level, inside functions or under ``if TYPE_CHECKING:``, are edges of a graph. The layers, lowest first::
 
     errors, paths (and the root package)  <  pricing  <  tools, checkers  <  patterns  <  rollout
         <  rewards  <  training  <  studies  <  tiny  <  cli
@@ -55,17 +55,11 @@ KNOWN_CYCLES: set[frozenset[str]] = {
     # arith imports its scripted behaviours last and they import arith's items and tools. Both files are
     # hashed into the tiny policy's build key: breaking the cycle rebuilds the default policy.
     frozenset({"pte_rl.envs.arith", "pte_rl.envs._arith_scripts"}),
+    # build names loader's Preset under TYPE_CHECKING; a type-only import is still a dependency.
+    frozenset({"pte_rl.rewards.loader", "pte_rl.rewards.build"}),
 }
-KNOWN_LONG_MODULES: set[str] = {
-    "pte_rl.rewards.baselines",
-    "pte_rl.studies.report",
-    "pte_rl.tools.sandbox",
-}
-KNOWN_LONG_FUNCTIONS: set[str] = {  # "module:qualified.name"
-    "pte_rl.rewards.loader:load_preset",
-    "pte_rl.rollout.loop:run_rollouts",
-    "pte_rl.tools.sandbox:_run",
-}
+KNOWN_LONG_MODULES: set[str] = set()
+KNOWN_LONG_FUNCTIONS: set[str] = set()  # "module:qualified.name"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from pte_rl.cli import main
+from pte_rl.errors import InputError
 from pte_rl.patterns import (
     PATTERNS,
     PatternConfig,
@@ -396,7 +397,7 @@ def test_pattern_rates_edges():
         batch, 0.1, config=only_two
     )  # "rep" is pattern-free now: free mean (600+200+600)/3
     assert narrowed["patterns/overlong_responses_cost_multiplier"] == pytest.approx(6600 / (1400 / 3))
-    with pytest.raises(ValueError, match="enabled"):
+    with pytest.raises(InputError, match="enabled"):
         PatternConfig(enabled=("speed",))
     with pytest.raises(ValueError, match="flags"):
         pattern_rates(batch, 0.1, flags=[[]])

@@ -53,6 +53,7 @@ from pte_rl.checkers.base import (
 )
 from pte_rl.checkers.symbolic import MathChecker
 from pte_rl.checkers.text import NumberChecker, QAChecker, normalize_qa, parse_number, token_f1
+from pte_rl.errors import InputError
 
 __all__ = [
     "CHECKERS",
@@ -91,5 +92,5 @@ def get_checker(name: str, **options: Any) -> Checker:
     True
     """
     if name not in CHECKERS:
-        raise ValueError(f"checker: expected one of {sorted(CHECKERS)}, got {name!r}")
+        raise InputError(f"checker: expected one of {sorted(CHECKERS)}, got {name!r}")
     return CHECKERS[name](**options)

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pte_rl.errors import InputError, InputTypeError
+
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
@@ -134,7 +136,7 @@ def accepted_answers(ground_truth: Any, missing: str) -> list[str] | None:
     elif ground_truth is None:
         values = []
     else:
-        raise TypeError(
+        raise InputTypeError(
             f"ground_truth: expected a string, a number or a list of them, got {type(ground_truth).__name__}"
         )
     accepted = []
@@ -142,14 +144,14 @@ def accepted_answers(ground_truth: Any, missing: str) -> list[str] | None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, str | numbers.Real):
-            raise TypeError(f"ground_truth: expected strings or numbers in the list, got {value!r}")
+            raise InputTypeError(f"ground_truth: expected strings or numbers in the list, got {value!r}")
         if isinstance(value, numbers.Real) and not isinstance(value, int) and math.isnan(value):
             continue  # a table's empty cell: missing, like None
         if str(value).strip():
             accepted.append(str(value).strip())
     if not accepted:
         if missing == "raise":
-            raise ValueError(
+            raise InputError(
                 "ground_truth: missing (None, empty string or empty list); nothing to grade against"
             )
         return None
@@ -166,7 +168,7 @@ class Checker:
 
     def __init__(self, *, missing: str = "ungraded") -> None:
         if missing not in ("ungraded", "raise"):
-            raise ValueError(f"missing: expected 'ungraded' or 'raise', got {missing!r}")
+            raise InputError(f"missing: expected 'ungraded' or 'raise', got {missing!r}")
         self.missing = missing
 
     def grade(self, answer_text: str | None, ground_truth: Any) -> CheckResult:

@@ -27,12 +27,14 @@ import urllib.request
 from typing import Any
 
 from pte_rl.checkers.base import Checker, CheckResult, accepted_answers, extract_answer, strip_reasoning
+from pte_rl.errors import InputError
 
 SYSTEM_PROMPT = (
     "You grade answers against a reference. Decide whether the response's final answer means the same as "
     "one of the gold answers (ignore formatting, wording and extra explanation; a hedge between several "
     'answers is wrong). Reply with only the JSON object {"correct": 1} or {"correct": 0}.'
 )
+
 _VERDICT = re.compile(r'"?correct"?\s*:\s*"?(1|0|true|false|yes|no)\b"?', re.IGNORECASE)
 _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -70,13 +72,13 @@ class JudgeChecker(Checker):
         base_url = base_url or os.environ.get("PTE_RL_JUDGE_BASE_URL")
         model = model or os.environ.get("PTE_RL_JUDGE_MODEL")
         if not base_url:
-            raise ValueError("judge: base_url is required (option base_url or env PTE_RL_JUDGE_BASE_URL)")
+            raise InputError("judge: base_url is required (option base_url or env PTE_RL_JUDGE_BASE_URL)")
         if not model:
-            raise ValueError("judge: model is required (option model or env PTE_RL_JUDGE_MODEL)")
+            raise InputError("judge: model is required (option model or env PTE_RL_JUDGE_MODEL)")
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"judge: base_url must start with http:// or https://, got {base_url!r}")
+            raise InputError(f"judge: base_url must start with http:// or https://, got {base_url!r}")
         if not timeout_s > 0 or max_retries < 0:
-            raise ValueError(
+            raise InputError(
                 f"judge: expected timeout_s > 0 and max_retries >= 0, got {timeout_s!r}, {max_retries!r}"
             )
         self.base_url, self.model, self.api_key_env = base_url.rstrip("/"), model, api_key_env

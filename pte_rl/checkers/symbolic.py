@@ -39,6 +39,7 @@ from pte_rl.checkers.base import (
     extract_answer,
 )
 from pte_rl.checkers.text import strip_decorations
+from pte_rl.errors import InputError
 
 _PMATRIX_COLUMN = re.compile(r"\\begin\{[pb]matrix\}((?:(?!\\end|&).)*)\\end\{[pb]matrix\}", re.DOTALL)
 _LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
@@ -128,7 +129,7 @@ class MathChecker(Checker):
     ) -> None:
         super().__init__(missing=missing)
         if not timeout_s > 0:
-            raise ValueError(f"timeout_s: expected a positive number of seconds, got {timeout_s!r}")
+            raise InputError(f"timeout_s: expected a positive number of seconds, got {timeout_s!r}")
         self.timeout_s, self.max_answer_chars = float(timeout_s), int(max_answer_chars)
         self.float_rounding, self.text_first = int(float_rounding), bool(text_first)
 

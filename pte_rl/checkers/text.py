@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 from pte_rl.checkers.base import UNGRADED, Checker, CheckResult, accepted_answers, extract_answer
+from pte_rl.errors import InputError
 
 # ---------------------------------------------------------------- short-answer QA
 
@@ -56,7 +57,7 @@ class QAChecker(Checker):
     ) -> None:
         super().__init__(missing=missing)
         if not 0.0 < f1_threshold <= 1.0:
-            raise ValueError(f"f1_threshold: expected a number in (0, 1], got {f1_threshold!r}")
+            raise InputError(f"f1_threshold: expected a number in (0, 1], got {f1_threshold!r}")
         self.f1_threshold, self.contains = float(f1_threshold), bool(contains)
 
     def grade(self, answer_text: str | None, ground_truth: Any) -> CheckResult:
@@ -143,7 +144,7 @@ class NumberChecker(Checker):
     def __init__(self, *, rel_tol: float = 1e-6, abs_tol: float = 1e-9, missing: str = "ungraded") -> None:
         super().__init__(missing=missing)
         if rel_tol < 0 or abs_tol < 0 or not math.isfinite(rel_tol) or not math.isfinite(abs_tol):
-            raise ValueError(
+            raise InputError(
                 f"rel_tol/abs_tol: expected finite non-negative numbers, got {rel_tol!r}, {abs_tol!r}"
             )
         self.rel_tol, self.abs_tol = float(rel_tol), float(abs_tol)
@@ -156,7 +157,7 @@ class NumberChecker(Checker):
         for gold in accepted:
             value = parse_number(gold)
             if value is None:
-                raise ValueError(f"ground_truth: expected a number, got {gold!r}")
+                raise InputError(f"ground_truth: expected a number, got {gold!r}")
             golds.append((gold, value))
         extracted, method = extract_answer(answer_text)
         value = parse_number(extracted) if extracted is not None else None

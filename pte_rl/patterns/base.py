@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pte_rl.errors import InputError, InputTypeError
 from pte_rl.pricing.trajectory import Trajectory
 
 PATTERNS = (
@@ -17,6 +18,7 @@ PATTERNS = (
     "overlong_responses",
     "front_loading",
 )
+
 DEFAULT_TOOLSETS: dict[str, str] = {
     "search": "web",
     "visit": "web",
@@ -55,11 +57,11 @@ class PatternConfig:
         object.__setattr__(self, "enabled", tuple(self.enabled))
         unknown = [p for p in self.enabled if p not in PATTERNS]
         if unknown:
-            raise ValueError(f"enabled: unknown pattern(s) {unknown}; expected some of {PATTERNS}")
+            raise InputError(f"enabled: unknown pattern(s) {unknown}; expected some of {PATTERNS}")
         if self.overlong_tokens < 0 or self.front_loading_min_tokens < 0:
-            raise ValueError("overlong_tokens and front_loading_min_tokens: expected non-negative integers")
+            raise InputError("overlong_tokens and front_loading_min_tokens: expected non-negative integers")
         if not 0.0 <= self.front_loading_share <= 1.0:
-            raise ValueError(
+            raise InputError(
                 f"front_loading_share: expected a share in [0, 1], got {self.front_loading_share!r}"
             )
 
@@ -71,7 +73,7 @@ def tool_to_set(toolsets: Mapping[str, Any]) -> dict[str, str]:
     {'search': 'web', 'visit': 'web', 'python': 'compute'}
     """
     if not isinstance(toolsets, Mapping):
-        raise TypeError(f"toolsets: expected a mapping tool -> set (or set -> [tools]), got {toolsets!r}")
+        raise InputTypeError(f"toolsets: expected a mapping tool -> set (or set -> [tools]), got {toolsets!r}")
     mapping: dict[str, str] = {}
     for key, value in toolsets.items():
         if isinstance(value, str):
@@ -79,10 +81,10 @@ def tool_to_set(toolsets: Mapping[str, Any]) -> dict[str, str]:
         elif isinstance(value, list | tuple | set | frozenset):
             pairs = [(str(tool), str(key)) for tool in value]
         else:
-            raise TypeError(f"toolsets[{key!r}]: expected a set name or a list of tools, got {value!r}")
+            raise InputTypeError(f"toolsets[{key!r}]: expected a set name or a list of tools, got {value!r}")
         for tool, name in pairs:
             if mapping.get(tool, name) != name:
-                raise ValueError(f"toolsets: tool {tool!r} is in two sets ({mapping[tool]!r}, {name!r})")
+                raise InputError(f"toolsets: tool {tool!r} is in two sets ({mapping[tool]!r}, {name!r})")
             mapping[tool] = name
     return mapping
 

@@ -34,6 +34,7 @@ from typing import Literal
 
 import numpy as np
 
+from pte_rl.errors import InputError
 from pte_rl.pricing.trajectory import Trajectory, Turn
 
 CachePolicy = Literal["evict", "reuse", "measured"]
@@ -53,13 +54,13 @@ class CostModel:
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.gamma) or self.gamma < 0:
-            raise ValueError(f"gamma: expected a finite non-negative number, got {self.gamma!r}")
+            raise InputError(f"gamma: expected a finite non-negative number, got {self.gamma!r}")
         if not np.isfinite(self.delta) or self.delta < 0:
-            raise ValueError(f"delta: expected a finite non-negative number, got {self.delta!r}")
+            raise InputError(f"delta: expected a finite non-negative number, got {self.delta!r}")
         if self.cache not in CACHE_POLICIES:
-            raise ValueError(f"cache: expected one of {CACHE_POLICIES}, got {self.cache!r}")
+            raise InputError(f"cache: expected one of {CACHE_POLICIES}, got {self.cache!r}")
         if self.attention not in ATTENTION_MODES:
-            raise ValueError(f"attention: expected one of {ATTENTION_MODES}, got {self.attention!r}")
+            raise InputError(f"attention: expected one of {ATTENTION_MODES}, got {self.attention!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +180,9 @@ class TurnTable:
         decode = np.asarray(decode, dtype=np.int64)
         cached = np.full_like(context, -1) if cached is None else np.asarray(cached, dtype=np.int64)
         if (context < 0).any() or (decode < 0).any():
-            raise ValueError("context and decode token counts must be non-negative")
+            raise InputError("context and decode token counts must be non-negative")
         if len(trajectory) and (np.diff(trajectory) < 0).any():
-            raise ValueError("rows of one trajectory must be contiguous and trajectories in order")
+            raise InputError("rows of one trajectory must be contiguous and trajectories in order")
         count = int(trajectory.max()) + 1 if len(trajectory) else 0
         return cls(trajectory, context, decode, cached, count)
 
