@@ -1,6 +1,6 @@
 """`pte-rl`: the command line.
 
-Each subcommand lives in its own module under ``pte_rl/commands/`` and exposes
+Each subcommand lives in its own module under ``pte_rl/cli/`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func(args) -> int``. Heavy imports (torch,
 transformers, TRL) happen inside the command functions, so `pte-rl score` on a log stays fast.
 
