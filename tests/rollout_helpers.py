@@ -100,7 +100,7 @@ class ScriptedBackend:
         from pte_rl.rollout.backends import Generation
 
         out = []
-        for prompt, limit in zip(prompts, max_tokens):
+        for prompt, limit in zip(prompts, max_tokens, strict=True):
             key = self._key(prompt)
             turn = self.turn_of.get(key, 0)
             self.turn_of[key] = turn + 1

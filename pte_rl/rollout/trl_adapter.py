@@ -136,9 +136,12 @@ def advantage_hook(base: type | None = None) -> type:
     advantages unchanged.
     """
     if base is None:
-        from trl import GRPOTrainer as base
+        from trl import GRPOTrainer
 
-    class AdvantageHookTrainer(base):  # type: ignore[misc, valid-type]
+        base = GRPOTrainer
+    parent: Any = base
+
+    class AdvantageHookTrainer(parent):
         _pte_rl_rewards_per_func: Any = None
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):

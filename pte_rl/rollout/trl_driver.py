@@ -100,7 +100,7 @@ class RolloutFunc:
         self.tools = list(tools) if tools is not None else list(env.tools)  # type: ignore[union-attr]
         self.check_answer = check_answer if check_answer is not None else (env.check_answer if env else None)
         self.max_turns = max_turns if max_turns is not None else (env.max_turns if env else 4)
-        self.options = {
+        self.options: dict[str, Any] = {
             "max_tokens_per_turn": max_tokens_per_turn, "tool_timeout_s": tool_timeout_s,
             "max_tool_workers": max_tool_workers, "max_tool_output_chars": max_tool_output_chars,
             "answer_soft_failures": answer_soft_failures,

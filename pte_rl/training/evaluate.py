@@ -53,7 +53,8 @@ def evaluate_policy(
     set_seed(seed)
     if isinstance(model, str | os.PathLike):
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = AutoModelForCausalLM.from_pretrained(str(model)).to(device)
+        loaded: Any = AutoModelForCausalLM.from_pretrained(str(model))  # transformers' stubs mistype .to
+        model = loaded.to(device)
     was_training = model.training
     model.eval()
     rows = env.split(split)

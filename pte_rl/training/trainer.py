@@ -59,7 +59,9 @@ def grpo_trainer_class(correct_advantage_floor: float | None = None, correctness
         return GRPOTrainer
     floor = float(correct_advantage_floor)
 
-    class FlooredGRPOTrainer(trl_adapter.advantage_hook(GRPOTrainer)):
+    hooked: Any = trl_adapter.advantage_hook(GRPOTrainer)
+
+    class FlooredGRPOTrainer(hooked):
         """GRPOTrainer with the advantages of correct rollouts floored (see pte_rl.training.trainer)."""
 
         def __init__(self, *args: Any, **kwargs: Any):
