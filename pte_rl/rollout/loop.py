@@ -31,10 +31,11 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
-from pte_rl.rollout.backends import GenerationBackend, SamplingConfig
 from pte_rl.pricing.trajectory import Event, ToolCall, Trajectory, Turn
+from pte_rl.rollout.backends import GenerationBackend, SamplingConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,7 @@ class ChatRenderer:
             raise ValueError("the chat template does not render the conversation as a prefix of its extension")
         lengths = [len(self._ids(dummy + tool_messages[: k + 1], None, False)) - len(prefix)
                    for k in range(len(tool_messages))]
-        per_message = [b - a for a, b in zip([0, *lengths], lengths)]
+        per_message = [b - a for a, b in pairwise([0, *lengths])]
         return full[len(prefix):], [max(0, n) for n in per_message]
 
 
@@ -163,7 +164,7 @@ def run_rollouts(
     metadata: dict | None = None,
 ) -> list[RolloutResult]:
     """Run one episode per prompt (chat messages) to the end; see the module docstring."""
-    from pte_rl.tools import Toolset, as_toolset, execute_calls, parse_tool_calls
+    from pte_rl.tools import Toolset, as_toolset, parse_tool_calls
 
     toolset: Toolset = as_toolset(tools)
     renderer = ChatRenderer(tokenizer, toolset.schemas)
@@ -174,86 +175,105 @@ def run_rollouts(
 
     turn = 0
     while backend.any_active(any(not e.done for e in episodes)):
-        active = [e for e in episodes if not e.done]
-        limits = [_turn_limit(e, config, max_context) for e in active]
-        for episode, limit in zip(active, limits):
-            if limit < 1:  # no room for a single token (a prompt longer than the model's context)
+        active, limits = [], []
+        for episode in (e for e in episodes if not e.done):
+            limit = _turn_limit(episode, config, max_context)
+            if limit[0] < 1:  # no room for a single token (a prompt longer than the model's context)
                 _stop(episode, "max_tokens", turn, "no room left to generate in the context or the budget")
-        active = [e for e, limit in zip(active, limits) if limit >= 1]
-        limits = [limit for limit in limits if limit >= 1]
-        generations = backend.generate([e.prompt_ids + e.completion_ids for e in active], limits, config.sampling)
-
+            else:
+                active.append(episode)
+                limits.append(limit)
+        prompts_ids = [e.prompt_ids + e.completion_ids for e in active]
+        generations = backend.generate(prompts_ids, [n for n, _ in limits], config.sampling)
         to_run: list[tuple[_Episode, Any]] = []
-        for episode, limit, gen in zip(active, limits, generations):
-            budget_left = _budget_left(len(episode.completion_ids), config)
-            episode.turns.append(Turn(
-                context_tokens=episode.length, decode_tokens=len(gen.token_ids), cached_tokens=gen.cached_tokens,
-                prefill_time_s=gen.prefill_time_s, decode_time_s=gen.decode_time_s,
-            ))
-            episode.batch_sizes.append(gen.batch_size)
-            episode.generation_times.append(gen.generation_time_s)
-            episode.completion_ids += gen.token_ids
-            episode.env_mask += [1] * len(gen.token_ids)
-            lps = gen.logprobs if gen.logprobs is not None else [math.nan] * len(gen.token_ids)
-            if len(lps) != len(gen.token_ids):
-                raise RuntimeError(f"backend returned {len(lps)} logprobs for {len(gen.token_ids)} tokens")
-            episode.logprobs += [float(x) for x in lps]
-
+        for episode, limit, gen in zip(active, limits, generations, strict=True):
+            _record_generation(episode, gen)
             ends_in_eos = gen.finished and bool(gen.token_ids) and gen.token_ids[-1] in eos_ids
             text = tokenizer.decode(gen.token_ids[:-1] if ends_in_eos else gen.token_ids, skip_special_tokens=False)
             parsed = parse_tool_calls(text, toolset, turn=turn)
-            episode.events += parsed.events
-            attempts = [a for a in parsed.attempts if config.answer_soft_failures or not _is_soft(a)]
-            needs_response = parsed.needs_response or bool(attempts)
-            episode.messages.append(_assistant_message(text, attempts if needs_response else []))
-            if not gen.finished:
-                what = ("completion budget" if limit == budget_left else
-                        "token limit of the turn" if limit == config.max_tokens_per_turn else "model's context length")
-                _unrun(episode, attempts, "max_tokens")
-                _stop(episode, "max_tokens", turn, f"the turn hit the {what} ({limit} tokens) before ending")
-            elif not needs_response:
-                episode.final_text = text
-                episode.stop = "answer"
-            elif turn + 1 >= config.max_turns:
-                _unrun(episode, attempts, "max_turns")
-                _stop(episode, "max_turns", turn, f"tool calls in the last turn allowed (max_turns={config.max_turns})")
-            else:
+            if _end_turn(episode, text, parsed, gen.finished, limit, config, turn):
                 to_run.append((episode, parsed))
-
-        def execute(item: tuple[_Episode, Any]) -> list:
-            return execute_calls(
-                item[1], toolset, timeout_s=config.tool_timeout_s, max_workers=config.max_tool_workers,
-                max_output_chars=config.max_tool_output_chars, include_soft_errors=config.answer_soft_failures,
-            )
-
-        if to_run:  # every trajectory's calls at once: a slow tool delays its turn, not the batch's sum
-            with ThreadPoolExecutor(max_workers=min(64, len(to_run))) as pool:
-                outcomes_per_episode = list(pool.map(execute, to_run))
-        else:
-            outcomes_per_episode = []
-        for (episode, _), outcomes in zip(to_run, outcomes_per_episode):
-            _append_tool_results(episode, outcomes, renderer, config, max_context, turn)
+        _run_tools(to_run, toolset, renderer, config, max_context, turn)
         turn += 1
-
-    results = []
-    for episode in episodes:
-        trajectory = _trajectory(episode, toolset.schemas, check_answer, ids, metadata)
-        results.append(RolloutResult(episode.prompt_ids, episode.completion_ids, episode.logprobs,
-                                     episode.env_mask, trajectory))
-    return results
+    return [
+        RolloutResult(episode.prompt_ids, episode.completion_ids, episode.logprobs, episode.env_mask,
+                      _trajectory(episode, toolset.schemas, check_answer, ids, metadata))
+        for episode in episodes
+    ]
 
 
-def _budget_left(completion_length: int, config: RolloutConfig) -> int:
-    return config.max_completion_length - completion_length
-
-
-def _turn_limit(episode: _Episode, config: RolloutConfig, max_context: int | None) -> int:
-    limit = _budget_left(len(episode.completion_ids), config)
+def _turn_limit(episode: _Episode, config: RolloutConfig, max_context: int | None) -> tuple[int, str]:
+    """The most tokens the episode's next turn may generate, and the limit that sets it."""
+    budget_left = config.max_completion_length - len(episode.completion_ids)
+    limit = budget_left
     if config.max_tokens_per_turn is not None:
         limit = min(limit, config.max_tokens_per_turn)
     if max_context is not None:
         limit = min(limit, max_context - episode.length)
-    return limit
+    what = ("completion budget" if limit == budget_left else
+            "token limit of the turn" if limit == config.max_tokens_per_turn else "model's context length")
+    return limit, what
+
+
+def _record_generation(episode: _Episode, gen: Any) -> None:
+    """A new turn: its tokens, timings and logprobs (NaN where the backend gives none)."""
+    episode.turns.append(Turn(
+        context_tokens=episode.length, decode_tokens=len(gen.token_ids), cached_tokens=gen.cached_tokens,
+        prefill_time_s=gen.prefill_time_s, decode_time_s=gen.decode_time_s,
+    ))
+    episode.batch_sizes.append(gen.batch_size)
+    episode.generation_times.append(gen.generation_time_s)
+    episode.completion_ids += gen.token_ids
+    episode.env_mask += [1] * len(gen.token_ids)
+    lps = gen.logprobs if gen.logprobs is not None else [math.nan] * len(gen.token_ids)
+    if len(lps) != len(gen.token_ids):
+        raise RuntimeError(f"backend returned {len(lps)} logprobs for {len(gen.token_ids)} tokens")
+    episode.logprobs += [float(x) for x in lps]
+
+
+def _end_turn(
+    episode: _Episode, text: str, parsed: Any, finished: bool, limit: tuple[int, str], config: RolloutConfig,
+    turn: int,
+) -> bool:
+    """Append the assistant message and decide: True when the turn's calls are to run, else the episode
+    stops (a final answer, the turn cut by a limit, or calls in the last allowed turn)."""
+    episode.events += parsed.events
+    attempts = [a for a in parsed.attempts if config.answer_soft_failures or not _is_soft(a)]
+    needs_response = parsed.needs_response or bool(attempts)
+    episode.messages.append(_assistant_message(text, attempts if needs_response else []))
+    if not finished:
+        _unrun(episode, attempts, "max_tokens")
+        _stop(episode, "max_tokens", turn, f"the turn hit the {limit[1]} ({limit[0]} tokens) before ending")
+    elif not needs_response:
+        episode.final_text = text
+        episode.stop = "answer"
+    elif turn + 1 >= config.max_turns:
+        _unrun(episode, attempts, "max_turns")
+        _stop(episode, "max_turns", turn, f"tool calls in the last turn allowed (max_turns={config.max_turns})")
+    else:
+        return True
+    return False
+
+
+def _run_tools(
+    to_run: list[tuple[_Episode, Any]], toolset: Any, renderer: ChatRenderer, config: RolloutConfig,
+    max_context: int | None, turn: int,
+) -> None:
+    """Every trajectory's calls at once (a slow tool delays its turn, not the batch's sum), then their results."""
+    from pte_rl.tools import execute_calls
+
+    def execute(item: tuple[_Episode, Any]) -> list:
+        return execute_calls(
+            item[1], toolset, timeout_s=config.tool_timeout_s, max_workers=config.max_tool_workers,
+            max_output_chars=config.max_tool_output_chars, include_soft_errors=config.answer_soft_failures,
+        )
+
+    if not to_run:
+        return
+    with ThreadPoolExecutor(max_workers=min(64, len(to_run))) as pool:
+        outcomes_per_episode = list(pool.map(execute, to_run))
+    for (episode, _), outcomes in zip(to_run, outcomes_per_episode, strict=True):
+        _append_tool_results(episode, outcomes, renderer, config, max_context, turn)
 
 
 def _stop(episode: _Episode, kind: str, turn: int, detail: str) -> None:
@@ -303,14 +323,14 @@ def _append_tool_results(
     for outcome in outcomes:
         episode.events += outcome.events
     suffix, per_message = renderer.suffix(tool_messages) if tool_messages else ([], [])
-    room = _budget_left(len(episode.completion_ids) + len(suffix), config)
+    room = config.max_completion_length - len(episode.completion_ids) - len(suffix)
     if max_context is not None:
         room = min(room, max_context - episode.length - len(suffix))
     if room < 1:  # as TRL does: results that leave no room to generate are not appended
         episode.turns[-1].tool_calls += [_tool_call(o, 0) for o in outcomes]
         _stop(episode, "max_tokens", turn, f"tool responses ({len(suffix)} tokens) leave no room in the budget")
         return
-    episode.turns[-1].tool_calls += [_tool_call(o, n) for o, n in zip(outcomes, per_message)]
+    episode.turns[-1].tool_calls += [_tool_call(o, n) for o, n in zip(outcomes, per_message, strict=True)]
     episode.turns[-1].tool_tokens = len(suffix)
     episode.completion_ids += suffix
     episode.env_mask += [0] * len(suffix)
