@@ -17,14 +17,14 @@ from collections import defaultdict
 from pathlib import Path
 
 from pte_rl.rewards import (
-    correctness_reward,
-    cost_penalty,
-    kimi_length_reward,
+    CorrectnessReward,
+    CostPenalty,
+    KimiLengthReward,
     normalized_cost,
-    otc_tool_reward,
-    pte_reward,
+    OTCToolReward,
+    PTEPenalty,
 )
-from pte_rl.rewards.distributed import gather_samples, world
+from pte_rl.rewards.distributed import gather_batch, world
 from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 GAMMA = 0.01
@@ -43,14 +43,15 @@ ROWS = [
 
 def reward_functions():
     return {
-        "correctness": correctness_reward(),
-        "pte_minmax": pte_reward(GAMMA),
-        "pte_rank": pte_reward(GAMMA, method="group_rank"),
-        "pte_zscore_all": pte_reward(GAMMA, method="group_zscore", gate="all"),
-        "pte_ema": pte_reward(GAMMA, method="log_budget", budget="ema", cap=4.0),
-        "tokens_minmax": cost_penalty("generated_tokens"),
-        "kimi": kimi_length_reward(),
-        "otc": otc_tool_reward(),
+        "correctness": CorrectnessReward(),
+        "pte_minmax": PTEPenalty(gamma=GAMMA),
+        "pte_rank": PTEPenalty(gamma=GAMMA, method="group_rank"),
+        "pte_zscore_all": PTEPenalty(gamma=GAMMA, method="group_zscore", gate="all"),
+        "pte_ema": PTEPenalty(gamma=GAMMA, method="log_budget", budget="ema", cap=4.0),
+        "tokens_minmax": CostPenalty("generated_tokens"),
+        "kimi": KimiLengthReward(),
+        "kimi_completion": KimiLengthReward(length="completion_tokens"),  # gathers the columns too
+        "otc": OTCToolReward(),
     }
 
 
@@ -79,6 +80,32 @@ def run(indices, out: dict) -> None:
             out[f"{name}/{step}"] = {"rewards": rewards, "metrics": dict(metrics)}
 
 
+def count_gathers(local: list[int], dist) -> tuple[list[int], dict]:
+    """Collective gathers per batch: two reward functions, then the metrics callback's own call with the
+    same records (TRL hands the rollout's record objects unchanged to every reward function)."""
+    calls = [0]
+    real = dist.all_gather_object
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    dist.all_gather_object = counted
+    try:
+        counts, callback = [], {}
+        for _ in range(2):  # two batches: the second (new record objects) gathers again
+            before = calls[0]
+            inputs = batch(local)
+            CorrectnessReward()(**inputs)
+            PTEPenalty(gamma=GAMMA)(**inputs)
+            merged, offset = gather_batch(inputs["trajectory"])
+            counts.append(calls[0] - before)
+            callback = {"offset": offset, "tasks": [r["task_id"] for r in merged], "size": len(merged)}
+    finally:
+        dist.all_gather_object = real
+    return counts, callback
+
+
 WORKER_DEADLINE_S = 270  # a rank never outlives its test, even if the launcher is killed
 
 
@@ -94,11 +121,12 @@ def main() -> None:
     run(local, out)
     # the bare helper: gather (cost, correct, group) rows, normalise the whole batch, keep the local slice
     rows = [(ROWS[i][0] + ROWS[i][1], ROWS[i][3], ROWS[i][4]) for i in local]
-    merged, offset = gather_samples(rows)
+    merged, offset = gather_batch(rows)
     costs, correct, groups = zip(*merged)
     out["normalized_cost"] = normalized_cost(costs, correct, groups, "group_success_minmax")[
         offset : offset + 4
     ]
+    out["gathers"], out["callback"] = count_gathers(local, dist)
     Path(sys.argv[1], f"rank{rank}.json").write_text(json.dumps(out))
     dist.barrier()
     dist.destroy_process_group()

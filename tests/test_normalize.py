@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from pte_rl.rewards import (
     METHODS,
     BudgetReference,
-    dapo_overlong_reward,
-    kimi_length_reward,
-    linear_call_penalty,
-    linear_token_penalty,
+    DAPOOverlongReward,
+    KimiLengthReward,
+    LinearCallPenalty,
+    LinearTokenPenalty,
     normalized_cost,
-    otc_tool_reward,
+    OTCToolReward,
     otc_tool_score,
     penalty_term,
     solved_groups,
@@ -183,19 +183,19 @@ def test_kimi_length_table():
         lengths=[100, 200, 300, 300, 150, 150, 10, 20],
         correct=[True, False, True, False, True, False, False, True],
     )
-    got = _call(kimi_length_reward(), records, ["a"] * 4 + ["b"] * 2 + ["c"] * 2)
+    got = _call(KimiLengthReward(), records, ["a"] * 4 + ["b"] * 2 + ["c"] * 2)
     # a: min 100, max 300 -> lambda = 0.5, 0, -0.5, -0.5; incorrect -> min(0, lambda)
     # b: equal lengths -> 0; c: the short incorrect one gets min(0, 0.5) = 0, the long correct one -0.5
     assert got == [0.5, 0.0, -0.5, -0.5, 0.0, 0.0, 0.0, -0.5]
 
 
 def test_dapo_overlong_table():
-    reward = dapo_overlong_reward(max_tokens=100, cache_tokens=20)
+    reward = DAPOOverlongReward(max_tokens=100, cache_tokens=20)
     ids = [[0] * n for n in (80, 81, 90, 100, 101)]
     got = reward(prompts=None, completions=[""] * 5, completion_ids=ids)
     assert got == approx([0.0, -0.05, -0.5, -1.0, -1.0])
     # length = generated tokens from the records instead of completion_ids
-    reward = dapo_overlong_reward(max_tokens=100, cache_tokens=20, length="generated_tokens")
+    reward = DAPOOverlongReward(max_tokens=100, cache_tokens=20, length="generated_tokens")
     assert _call(reward, _records(lengths=[90], correct=[True]), ["a"]) == [-0.5]
 
 
@@ -203,7 +203,7 @@ def test_otc_tool_table():
     assert otc_tool_score(3, 2, 1.0) == pytest.approx(math.sin(0.6 * math.pi))  # f = 12/5 = 2.4
     records = _records(calls=[2, 3, 6, 1, 0, 1, 3], correct=[True, True, True, False, True, True, True])
     groups = ["a"] * 4 + ["b"] * 3
-    got = _call(otc_tool_reward(), records, groups)
+    got = _call(OTCToolReward(), records, groups)
     # a: n = 2 (fewest calls among correct): m=2 -> 1; m=3 -> sin(0.6 pi) = 0.951057; m=6 -> sin(3 pi/4)
     # b: n = 0: m=0 -> 1; m=1 -> cos(pi/3) = 0.5; m=3 -> cos(3 pi/7) = 0.222521
     assert got == approx(
@@ -217,7 +217,7 @@ def test_otc_tool_table():
             -(1 - math.cos(3 * math.pi / 7)),
         ]
     )
-    paper = _call(otc_tool_reward(form="paper", alpha=2.0), records, groups)
+    paper = _call(OTCToolReward(form="paper", alpha=2.0), records, groups)
     assert paper == approx(
         [2.0, 2 * 0.9510565162951535, 2 * math.sqrt(0.5), 0.0, 2.0, 1.0, 2 * math.cos(3 * math.pi / 7)]
     )
@@ -225,39 +225,39 @@ def test_otc_tool_table():
 
 def test_linear_penalties_table():
     records = _records(lengths=[50, 150, 50], calls=[1, 4, 2], correct=[True, True, False])
-    assert _call(linear_token_penalty(coef=0.01, cap=1.0), records, ["a"] * 3) == [-0.5, -1.0, 0.0]
-    assert _call(linear_token_penalty(coef=0.01, cap=None, gate="all"), records, ["a"] * 3) == [
+    assert _call(LinearTokenPenalty(coef=0.01, cap=1.0), records, ["a"] * 3) == [-0.5, -1.0, 0.0]
+    assert _call(LinearTokenPenalty(coef=0.01, cap=None, gate="all"), records, ["a"] * 3) == [
         -0.5,
         -1.5,
         -0.5,
     ]
-    assert _call(linear_call_penalty(coef=0.1), records, ["a"] * 3) == approx([-0.1, -0.4, 0.0])
+    assert _call(LinearCallPenalty(coef=0.1), records, ["a"] * 3) == approx([-0.1, -0.4, 0.0])
     # gate "solved": group a holds a failure, so only group b (all correct) is penalised
     groups = ["a", "a", "a", "b", "b"]
     records = _records(lengths=[50, 150, 50, 20, 40], correct=[True, True, False, True, True])
-    got = _call(linear_token_penalty(coef=0.01, cap=1.0, gate="solved"), records, groups)
+    got = _call(LinearTokenPenalty(coef=0.01, cap=1.0, gate="solved"), records, groups)
     assert got == approx([0.0, 0.0, 0.0, -0.2, -0.4])
 
 
 def test_solved_gate_of_the_group_penalties():
-    from pte_rl.rewards import cost_penalty
+    from pte_rl.rewards import CostPenalty
 
     groups = ["a"] * 3 + ["b"] * 3
     records = _records(lengths=[10, 20, 30, 10, 20, 30], correct=[True, True, True, True, True, False])
-    minmax = _call(cost_penalty(cost="generated_tokens", gate="solved"), records, groups)
+    minmax = _call(CostPenalty(cost="generated_tokens", gate="solved"), records, groups)
     assert minmax == approx([0.0, -0.5 / (1 + 5e-8), -1.0 / (1 + 5e-8), 0.0, 0.0, 0.0])
-    assert cost_penalty(cost="generated_tokens", gate="solved").needs_correct
+    assert CostPenalty(cost="generated_tokens", gate="solved").needs_correct
     records = _records(calls=[1, 2, 1, 2, 3], correct=[True, True, True, True, False])
     groups = ["a", "a", "b", "b", "b"]
     two_for_one = -(1 - math.sin(2 / 3 * math.pi))  # m = 2 against n = 1: f = 4/3
-    otc = _call(otc_tool_reward(gate="solved"), records, groups)
+    otc = _call(OTCToolReward(gate="solved"), records, groups)
     assert otc == approx([0.0, two_for_one, 0.0, 0.0, 0.0])  # b holds a failure: correctness alone
-    assert _call(otc_tool_reward(gate="correct"), records, groups) == approx(
+    assert _call(OTCToolReward(gate="correct"), records, groups) == approx(
         [0.0, two_for_one, 0.0, two_for_one, 0.0]
     )
-    assert otc_tool_reward(gate="solved").config()["gate"] == "solved"
+    assert OTCToolReward(gate="solved").config()["gate"] == "solved"
     with pytest.raises(ValueError, match="gate: expected 'correct' or 'solved'"):
-        otc_tool_reward(gate="all")
+        OTCToolReward(gate="all")
 
 
 # ---------------------------------------------------------------- properties

@@ -12,14 +12,14 @@ from conftest import count_tokens
 
 from pte_rl.pricing.cost import CostModel, pte
 from pte_rl.rewards import (
-    correctness_reward,
-    cost_penalty,
-    dapo_overlong_reward,
-    kimi_length_reward,
-    linear_call_penalty,
-    linear_token_penalty,
-    otc_tool_reward,
-    pte_reward,
+    CorrectnessReward,
+    CostPenalty,
+    DAPOOverlongReward,
+    KimiLengthReward,
+    LinearCallPenalty,
+    LinearTokenPenalty,
+    OTCToolReward,
+    PTEPenalty,
 )
 from pte_rl.rewards.records import trajectories
 from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
@@ -88,13 +88,13 @@ def call(reward, records=RECORDS, log=None, **kwargs):
 
 def test_correctness_reads_records_then_checker():
     log = Log()
-    assert call(correctness_reward(), log=log) == [
+    assert call(CorrectnessReward(), log=log) == [
         1.0,
         1.0,
         0.0,
         1.0,
     ]  # records' `correct`, no checker needed
-    reward = correctness_reward(checker=exact_match)
+    reward = CorrectnessReward(checker=exact_match)
     completions = [say("42"), say(" 42\n"), say("41"), say("")]
     got = reward(
         prompts=None,
@@ -114,7 +114,7 @@ def test_correctness_bad_input_is_unscored_not_zero(caplog):
             raise RuntimeError("parser crashed")
         return None if truth == "?" else text == truth
 
-    reward = correctness_reward(checker=flaky)
+    reward = CorrectnessReward(checker=flaky)
     log = Log()
     unfinished = [
         {
@@ -143,11 +143,11 @@ def test_correctness_bad_input_is_unscored_not_zero(caplog):
 
 def test_correctness_without_a_checker_is_a_loud_error():
     with pytest.raises(ValueError, match="no checker"):
-        correctness_reward()(completions=[say("1")], ground_truth=["1"])
+        CorrectnessReward()(completions=[say("1")], ground_truth=["1"])
 
 
 def test_correctness_with_a_named_checker():
-    reward = correctness_reward("number", checker_options={"rel_tol": 0.01})
+    reward = CorrectnessReward(checker="number", checker_options={"rel_tol": 0.01})
     assert reward(
         completions=[say("The answer is 99.5"), say("The answer is 90")], ground_truth=[100, 100]
     ) == [1.0, 0.0]
@@ -158,7 +158,7 @@ def test_correctness_with_a_named_checker():
 
 def test_pte_penalty_hand_table_and_logs():
     log = Log()
-    got = call(pte_reward(gamma=0.01), log=log)
+    got = call(PTEPenalty(gamma=0.01), log=log)
     # correct PTEs 120, 285, 440: rel = (pte - 120) / (320 + 1e-6); the incorrect rollout gets 0
     assert got == pytest.approx([0.0, -165 / 320.000001, 0.0, -320 / 320.000001], rel=1e-12)
     assert [pte(r, 0.01).total for r in RECORDS] == PTE_BY_HAND
@@ -171,25 +171,25 @@ def test_pte_penalty_hand_table_and_logs():
 
 
 def test_weighted_sum_is_the_documented_utility():
-    correctness = call(correctness_reward())
-    penalty = call(pte_reward(gamma=0.01))
+    correctness = call(CorrectnessReward())
+    penalty = call(PTEPenalty(gamma=0.01))
     total = [c + 0.5 * p for c, p in zip(correctness, penalty)]  # TRL's sum with weights [1, 0.5]
     assert total == pytest.approx([1.0, 1 - 0.5 * 165 / 320.000001, 0.0, 1 - 0.5 * 320 / 320.000001])
 
 
 def test_pte_cost_options_reach_pte_rl_cost():
     log = Log()
-    call(pte_reward(CostModel(gamma=0.01, cache="reuse")), log=log)
+    call(PTEPenalty(CostModel(gamma=0.01, cache="reuse")), log=log)
     # reuse: rollout 1's second turn prefills 150 - (100 + 20) = 30 -> 120 + 30 + 15 = 165
     assert log.extra["pte_penalty:pte"][1] == 165.0
-    call(pte_reward(CostModel(gamma=0.01, attention="exact", delta=1.0)), log=log)
+    call(PTEPenalty(CostModel(gamma=0.01, attention="exact", delta=1.0)), log=log)
     assert log.extra["pte_penalty:pte"][0] == 100 + 0.01 * (100 * 20 + 20 * 19 / 2) + 20
 
 
 def test_budget_methods_through_the_reward():
-    got = call(pte_reward(gamma=0.01, method="budget", budget=200.0))
+    got = call(PTEPenalty(gamma=0.01, method="budget", budget=200.0))
     assert got == pytest.approx([-0.6, -1.0, 0.0, -1.0])
-    reward = pte_reward(gamma=0.01, method="budget", budget="ema", ema_decay=0.5)
+    reward = PTEPenalty(gamma=0.01, method="budget", budget="ema", ema_decay=0.5)
     log = Log()
     got = call(reward, log=log)  # reference = mean of the correct PTEs = 845/3
     assert got == pytest.approx([-120 * 3 / 845, -1.0, 0.0, -1.0])  # min(1, 285 / 281.67) = 1
@@ -200,7 +200,7 @@ def test_budget_methods_through_the_reward():
 def test_gate_none_logs_without_penalising_and_needs_no_correctness():
     records = [Trajectory([Turn(100, 20)], task_id="t"), Trajectory([Turn(200, 20)], task_id="t")]
     log = Log()
-    assert call(pte_reward(gamma=0.01, gate="none", name="pte_monitor"), records=records, log=log) == [
+    assert call(PTEPenalty(gamma=0.01, gate="none", name="pte_monitor"), records=records, log=log) == [
         0.0,
         0.0,
     ]
@@ -209,21 +209,27 @@ def test_gate_none_logs_without_penalising_and_needs_no_correctness():
 
 
 def test_the_same_penalty_over_tokens_and_calls():
-    assert call(cost_penalty("generated_tokens")) == pytest.approx([0.0, -10 / 10.000001, 0.0, -0.0])
-    assert call(cost_penalty("tool_calls")) == pytest.approx([0.0, -1 / 1.000001, 0.0, -1 / 1.000001])
-    assert cost_penalty("generated_tokens").__name__ == "token_penalty"
-    assert cost_penalty("tool_calls").__name__ == "call_penalty"
+    assert call(CostPenalty("generated_tokens")) == pytest.approx([0.0, -10 / 10.000001, 0.0, -0.0])
+    assert call(CostPenalty("tool_calls")) == pytest.approx([0.0, -1 / 1.000001, 0.0, -1 / 1.000001])
+    assert CostPenalty("generated_tokens").__name__ == "token_penalty"
+    assert CostPenalty("tool_calls").__name__ == "call_penalty"
 
 
 def test_group_keys_split_groups():
-    # two tasks of two rollouts each: min-max within each task, not over the batch
-    got = call(pte_reward(gamma=0.01), task_id=["a", "a", "b", "b"])
+    # a named column: two tasks of two rollouts each, min-max within each task, not over the batch
+    got = call(PTEPenalty(gamma=0.01, group_by="task_id"), task_id=["a", "a", "b", "b"])
+    assert got == pytest.approx([0.0, -1.0, 0.0, 0.0], abs=1e-7)
+    # auto: the records' own task_id comes first (all four are task "t": one group of three correct)
+    assert call(PTEPenalty(gamma=0.01), task_id=["a", "a", "b", "b"]) == call(PTEPenalty(gamma=0.01))
+    # records without a task_id: the prompt_id column groups them
+    untasked = [Trajectory(r.turns, correct=r.correct) for r in RECORDS]
+    got = call(PTEPenalty(gamma=0.01), records=untasked, prompt_id=["a", "a", "b", "b"])
     assert got == pytest.approx([0.0, -1.0, 0.0, 0.0], abs=1e-7)
     # positional groups of 2 over the batch (TRL's own layout) give the same split
-    got = call(pte_reward(gamma=0.01, group_size=2), task_id=["x"] * 4)
+    got = call(PTEPenalty(gamma=0.01, group_size=2), task_id=["x"] * 4)
     assert got == pytest.approx([0.0, -1.0, 0.0, 0.0], abs=1e-7)
     with pytest.raises(ValueError, match="prompt_id"):
-        call(pte_reward(gamma=0.01, group_by="prompt_id"))
+        call(PTEPenalty(gamma=0.01, group_by="prompt_id"))
 
 
 # ---------------------------------------------------------------- bad input
@@ -233,30 +239,30 @@ def test_bad_records_and_empty_batches(caplog):
     records = [r.to_dict() for r in RECORDS[:2]] + [None, {"turns": [{"bogus": 1}]}]
     log = Log()
     with caplog.at_level(logging.WARNING):
-        got = pte_reward(gamma=0.01)(
+        got = PTEPenalty(gamma=0.01)(
             completions=[say("x")] * 4, trajectory=records, task_id=["t"] * 4, log_metric=log.metric
         )
     assert got == pytest.approx([0.0, -1.0, None, None], abs=1e-7)
     assert log.metrics["reward/pte_penalty_unscored"] == [2.0]
     assert "not a Trajectory.to_dict() record" in caplog.text
-    assert pte_reward(gamma=0.01)(prompts=[], completions=[], completion_ids=[], trajectory=[]) == []
+    assert PTEPenalty(gamma=0.01)(prompts=[], completions=[], completion_ids=[], trajectory=[]) == []
     # unknown correctness: gated rewards are unscored, ungated ones are not
     unknown = [Trajectory([Turn(100, 20)], task_id="t", ground_truth=None)]
-    assert call(pte_reward(gamma=0.01, checker=exact_match), records=unknown) == [None]
-    assert call(pte_reward(gamma=0.01, gate="all", method="budget", budget=100), records=unknown) == [-1.0]
+    assert call(PTEPenalty(gamma=0.01, checker=exact_match), records=unknown) == [None]
+    assert call(PTEPenalty(gamma=0.01, gate="all", method="budget", budget=100), records=unknown) == [-1.0]
     with pytest.raises(ValueError, match="expected 4 records"):
-        pte_reward(gamma=0.01)(completions=[say("x")] * 4, trajectory=records[:3])
+        PTEPenalty(gamma=0.01)(completions=[say("x")] * 4, trajectory=records[:3])
 
 
 def test_pte_without_records_or_tokenizer_is_a_configuration_error():
     with pytest.raises(ValueError, match="tokenizer"):
-        pte_reward(gamma=0.01)(completions=[say("x")], ground_truth=["x"], checker=exact_match)
+        PTEPenalty(gamma=0.01)(completions=[say("x")], ground_truth=["x"], checker=exact_match)
     with pytest.raises(ValueError, match="gamma"):
-        pte_reward(gamma=None)
+        PTEPenalty(gamma=None)
 
 
 def test_token_measures_fall_back_to_completion_ids():
-    reward = cost_penalty("generated_tokens", checker=exact_match)
+    reward = CostPenalty("generated_tokens", checker=exact_match)
     got = reward(
         completions=["7", "7", "8"],
         completion_ids=[[0] * 10, [0] * 30, [0] * 5],
@@ -324,7 +330,7 @@ def test_rebuild_matches_the_engine_token_by_token(tokenizer):
     assert rebuilt.num_tool_calls == 1
     # the PTE reward prices the rebuild exactly as it prices the same turns given as a record
     log_rebuilt, log_record = Log(), Log()
-    pte_reward(gamma=0.01, tokenizer=tokenizer, tools=TOOLS, checker=exact_match)(
+    PTEPenalty(gamma=0.01, tokenizer=tokenizer, tools=TOOLS, checker=exact_match)(
         prompts=[PROMPT],
         completions=[COMPLETION],
         completion_ids=[[0] * 99],
@@ -332,7 +338,7 @@ def test_rebuild_matches_the_engine_token_by_token(tokenizer):
         log_metric=log_rebuilt.metric,
         log_extra=log_rebuilt.column,
     )
-    call(pte_reward(gamma=0.01), records=[Trajectory(rebuilt.turns, correct=True)], log=log_record)
+    call(PTEPenalty(gamma=0.01), records=[Trajectory(rebuilt.turns, correct=True)], log=log_record)
     assert log_rebuilt.extra["pte_penalty:pte"] == log_record.extra["pte_penalty:pte"]
     assert log_rebuilt.metrics["reward/pte_penalty_unscored"] == [0.0]  # graded correct by the checker
 
@@ -352,14 +358,14 @@ def test_rebuild_single_turn_uses_the_sampled_ids(tokenizer):
 # ---------------------------------------------------------------- TRL's contract: names, pickling
 
 FACTORIES = [
-    lambda: correctness_reward(checker="math"),
-    lambda: pte_reward(gamma=0.01, method="budget", budget="ema"),
-    lambda: cost_penalty("generated_tokens", method="group_zscore"),
-    lambda: kimi_length_reward(),
-    lambda: dapo_overlong_reward(max_tokens=10, cache_tokens=4),
-    lambda: otc_tool_reward(),
-    lambda: linear_token_penalty(),
-    lambda: linear_call_penalty(),
+    lambda: CorrectnessReward(checker="math"),
+    lambda: PTEPenalty(gamma=0.01, method="budget", budget="ema"),
+    lambda: CostPenalty("generated_tokens", method="group_zscore"),
+    lambda: KimiLengthReward(),
+    lambda: DAPOOverlongReward(max_tokens=10, cache_tokens=4),
+    lambda: OTCToolReward(),
+    lambda: LinearTokenPenalty(),
+    lambda: LinearCallPenalty(),
 ]
 
 
@@ -396,7 +402,7 @@ def test_trl_calculate_rewards_accepts_them():
     from trl import GRPOTrainer
 
     PartialState(cpu=True)
-    funcs = [correctness_reward(), pte_reward(gamma=0.01)]
+    funcs = [CorrectnessReward(), PTEPenalty(gamma=0.01)]
     metrics: dict[str, list[float]] = defaultdict(list)
     trainer = SimpleNamespace(
         accelerator=SimpleNamespace(device="cpu", is_main_process=True),

@@ -120,3 +120,14 @@ def test_normalized_cost_of_a_split_group_by_hand(ranks):
     span = 560 - 120 + 1e-6
     expected = [0.0, 20 / span, 0.0, 60 / span, 440 / span, 0.0, 0.0, 20 / (20 + 1e-6)]
     assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_one_gather_per_batch_shared_by_rewards_and_callback(ranks):
+    # two reward functions plus the metrics callback's call: one all_gather_object per batch (it was
+    # one per caller, 3, before gather_batch)
+    assert [r["gathers"] for r in ranks] == [[1, 1], [1, 1]]
+    tasks = [t for *_, t in worker.ROWS]
+    assert [r["callback"] for r in ranks] == [
+        {"offset": 0, "tasks": tasks, "size": 8},
+        {"offset": 4, "tasks": tasks, "size": 8},
+    ]

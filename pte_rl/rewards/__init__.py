@@ -6,22 +6,21 @@
 
 Modules:
   normalize    normalized_cost(costs, correct, group_ids, method, **options) and the gate/combine algebra
-  functions    correctness_reward, pte_reward, cost_penalty (the same penalty over tokens or calls)
-  baselines    kimi_length_reward, dapo_overlong_reward, otc_tool_reward, linear_token/call_penalty
-  presets      load_preset: rewards/<name>.yaml + command-line overrides, validated
-  records      trajectories from the rollout's records, or rebuilt from plain completions
-  distributed  the cross-process gather that lets group statistics see whole GRPO groups
+  functions    CorrectnessReward, CostPenalty (a penalty over any cost), PTEPenalty
+  baselines    KimiLengthReward, DAPOOverlongReward, LinearTokenPenalty, LinearCallPenalty
+  otc          OTCToolReward (OTC-GRPO's tool-call reward)
+  base         the options, TRL call and logging every built-in reward shares
+  samples      one TRL call -> the whole batch's samples (group, task, cost, correctness)
+  records      trajectories rebuilt from plain completions; cost measures
+  distributed  gather_batch: the one cross-process gather per batch (rewards and metrics share it)
+  registry     REGISTRY (short name -> class) and dotted paths to rewards of the user's own
+  loader       load_preset: presets/<name>.yaml + overrides (overrides), built and checked (build)
 """
 
-from pte_rl.rewards.baselines import (
-    dapo_overlong_reward,
-    kimi_length_reward,
-    linear_call_penalty,
-    linear_token_penalty,
-    otc_tool_reward,
-    otc_tool_score,
-)
-from pte_rl.rewards.functions import correctness_reward, cost_penalty, pte_reward
+from pte_rl.rewards.baselines import DAPOOverlongReward, KimiLengthReward, LinearCallPenalty, LinearTokenPenalty
+from pte_rl.rewards.errors import PresetError
+from pte_rl.rewards.functions import CorrectnessReward, CostPenalty, PTEPenalty
+from pte_rl.rewards.loader import available_presets, load_preset
 from pte_rl.rewards.normalize import (
     COMBINES,
     GATES,
@@ -32,28 +31,29 @@ from pte_rl.rewards.normalize import (
     solved_groups,
     utility,
 )
-from pte_rl.rewards.loader import FUNCTIONS, PresetError, available_presets, load_preset
+from pte_rl.rewards.otc import OTCToolReward, otc_tool_score
+from pte_rl.rewards.registry import REGISTRY
 
 __all__ = [
     "COMBINES",
-    "FUNCTIONS",
     "GATES",
     "METHODS",
+    "REGISTRY",
     "BudgetReference",
+    "CorrectnessReward",
+    "CostPenalty",
+    "DAPOOverlongReward",
+    "KimiLengthReward",
+    "LinearCallPenalty",
+    "LinearTokenPenalty",
+    "OTCToolReward",
+    "PTEPenalty",
     "PresetError",
     "available_presets",
-    "correctness_reward",
-    "cost_penalty",
-    "dapo_overlong_reward",
-    "kimi_length_reward",
-    "linear_call_penalty",
-    "linear_token_penalty",
     "load_preset",
     "normalized_cost",
-    "otc_tool_reward",
     "otc_tool_score",
     "penalty_term",
-    "pte_reward",
     "solved_groups",
     "utility",
 ]

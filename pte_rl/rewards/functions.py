@@ -13,21 +13,18 @@ where ``penalty_i`` in [0, 1] is a normalised cost (:func:`pte_rl.rewards.normal
 
 Log keys (``log_metric``; batch-wide values, the same on every rank):
   correctness:  reward/correctness_unscored, reward/correctness_empty, reward/correctness_unfinished
-  pte_penalty:  pte/mean, pte/correct_mean, pte/incorrect_mean, reward/pte_penalty_mean (mean penalty
-                term over scored samples), reward/pte_penalty_unscored, reward/pte_penalty_budget_mean
-                (budget methods); other costs use tokens/generated_*, tokens/total_*, tools/calls_*
-                and reward/<name>_* in the same way.
+  pte_penalty:  reward/pte_penalty_mean (mean penalty term over scored samples),
+                reward/pte_penalty_unscored, reward/pte_penalty_budget_mean (budget methods)
 Completions table (``log_extra``): a column ``<name>:<measure>`` (``pte_penalty:pte``) with each cost.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pte_rl.pricing.cost import CostModel
-from pte_rl.rewards.base import GroupReward, Sample, mean
+from pte_rl.rewards.base import Bounds, GroupReward, Metrics
 from pte_rl.rewards.normalize import (
     COMBINES,
     GATES,
@@ -38,6 +35,12 @@ from pte_rl.rewards.normalize import (
     penalty_term,
 )
 from pte_rl.rewards.records import MEASURES
+from pte_rl.rewards.samples import Sample, mean
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from pte_rl.rewards.base import CommonOptions
 
 DEFAULT_NAMES = {
     "pte": "pte_penalty",
@@ -48,16 +51,6 @@ DEFAULT_NAMES = {
 }
 
 
-def cost_metrics(samples: list[Sample], measure: str) -> dict[str, float | None]:
-    """``<stem>mean``, ``<stem>correct_mean``, ``<stem>incorrect_mean`` of a batch's costs."""
-    stem = MEASURES[measure]
-    return {
-        f"{stem}mean": mean([s.cost for s in samples]),
-        f"{stem}correct_mean": mean([s.cost for s in samples if s.correct is not None and s.correct >= 0.5]),
-        f"{stem}incorrect_mean": mean([s.cost for s in samples if s.correct is not None and s.correct < 0.5]),
-    }
-
-
 class CorrectnessReward(GroupReward):
     """``r_i = 1.0`` if the completion is correct, ``0.0`` if not, ``None`` if it cannot be graded.
 
@@ -65,13 +58,19 @@ class CorrectnessReward(GroupReward):
     assistant text, ground_truth)``; unfinished and empty completions are incorrect; a missing ground
     truth leaves the sample unscored (see :mod:`pte_rl.rewards.base`).
 
-    >>> reward = correctness_reward(checker=lambda text, truth: text.strip() == truth)
+    ``checker`` is a callable ``(answer_text, ground_truth) -> bool | None`` (an environment's
+    ``check_answer``) or a name for :func:`pte_rl.checkers.get_checker` (``math``, ``qa``, ``number``).
+
+    >>> reward = CorrectnessReward(checker=lambda text, truth: text.strip() == truth)
     >>> say = lambda text: [{"role": "assistant", "content": text}]
     >>> reward(completions=[say("42"), say("41"), say(""), say("42")], ground_truth=["42", "42", "42", None])
     [1.0, 0.0, 0.0, None]
     """
 
-    def score(self, samples: list[Sample]) -> tuple[list[float | None], dict[str, float | None]]:
+    def __init__(self, *, name: str = "correctness", **common: Unpack[CommonOptions]) -> None:
+        super().__init__(name=name, **common)
+
+    def score(self, samples: list[Sample]) -> tuple[list[float | None], Metrics]:
         name = self.__name__
         metrics = {
             f"reward/{name}_empty": float(sum(s.status == "empty" for s in samples)),
@@ -79,22 +78,32 @@ class CorrectnessReward(GroupReward):
         }
         return [s.correct for s in samples], metrics
 
-    def bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
+    def bounds(self) -> Bounds:
         return (1.0, 1.0), (0.0, 0.0)
 
 
 class CostPenalty(GroupReward):
     """``-g_i * penalty_i`` with ``penalty_i = normalized_cost(cost, ...)[i]`` in [0, 1].
 
-    ``cost`` picks the measure (``pte``, ``generated_tokens``, ``total_tokens``, ``tool_calls``,
-    ``completion_tokens``), so the same normalisation and gating can price PTE or a naive count: an
-    ablation changes the measure and nothing else. Group statistics see the whole GRPO group across
+    The same normalised, gated penalty over any cost measure (``token_penalty``, ``call_penalty``,
+    ...): the ablation baseline of :class:`PTEPenalty`, identical but for the measure. ``cost`` picks the measure
+    (``pte``, ``generated_tokens``, ``total_tokens``, ``tool_calls``, ``completion_tokens``), so the same
+    normalisation and gating can price PTE or a naive count: an ablation changes the measure and nothing
+    else. Group statistics see the whole GRPO group across
     processes. ``budget="ema"`` keeps a :class:`BudgetReference` (per-task EMA of successful costs).
+    ``cost_model`` (or the ``gamma=`` shortcut) prices ``cost="pte"`` and is ignored otherwise.
+
+    >>> from pte_rl.pricing.trajectory import Trajectory, Turn
+    >>> records = [Trajectory([Turn(100, n)], task_id="t", correct=True).to_dict() for n in (10, 30, 20)]
+    >>> rewards = CostPenalty("generated_tokens")(completions=[[], [], []], trajectory=records)
+    >>> [round(r, 6) for r in rewards]   # 10, 30, 20 tokens: (x - 10) / (30 - 10 + 1e-6)
+    [0.0, -1.0, -0.5]
     """
 
     def __init__(
         self,
-        cost: str = "pte",
+        cost: str = "generated_tokens",
+        *,
         method: str = "group_success_minmax",
         gate: str = "correct",
         combine: str = "additive",
@@ -103,10 +112,12 @@ class CostPenalty(GroupReward):
         ema_decay: float = 0.9,
         cap: float = 10.0,
         name: str | None = None,
-        **common: Any,
-    ):
+        cost_model: CostModel | None = None,
+        gamma: float | None = None,
+        **common: Unpack[CommonOptions],
+    ) -> None:
         if cost not in MEASURES:
-            raise ValueError(f"cost: expected one of {tuple(MEASURES)}, got {cost!r}")
+            raise ValueError(f"cost: expected one of {MEASURES}, got {cost!r}")
         if method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
         if gate not in GATES:
@@ -137,7 +148,7 @@ class CostPenalty(GroupReward):
         self.measure = cost
         self.method, self.gate, self.combine, self.among = method, gate, combine, among
         self.budget, self.ema_decay, self.cap = budget, float(ema_decay), float(cap)
-        super().__init__(name=name or DEFAULT_NAMES[cost], **common)
+        super().__init__(name=name or DEFAULT_NAMES[cost], cost_model=cost_model, gamma=gamma, **common)
 
     @property
     def needs_correct(self) -> bool:
@@ -147,10 +158,10 @@ class CostPenalty(GroupReward):
             return True
         return self.method in GROUP_METHODS and self.among == "correct"
 
-    def score(self, samples: list[Sample]) -> tuple[list[float | None], dict[str, float | None]]:
+    def score(self, samples: list[Sample]) -> tuple[list[float | None], Metrics]:
         costs = [s.cost for s in samples]
         correct = [s.correct for s in samples]
-        metrics: dict[str, float | None] = {}
+        metrics: Metrics = {}
         if self.gate == "none":
             return [0.0] * len(samples), metrics
         options: dict[str, Any] = {}
@@ -160,7 +171,7 @@ class CostPenalty(GroupReward):
             if self.reference is not None:
                 options.update(reference=self.reference, task_ids=[s.task for s in samples])
             else:
-                options["budget"] = float(self.budget)
+                options["budget"] = float(self.budget)  # type: ignore[arg-type]  # a number: checked in __init__
             if self.method == "log_budget":
                 options["cap"] = self.cap
         penalty = normalized_cost(costs, correct, [s.group for s in samples], self.method, **options)
@@ -173,7 +184,7 @@ class CostPenalty(GroupReward):
             )
         return rewards, metrics
 
-    def bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
+    def bounds(self) -> Bounds:
         if self.gate == "none":
             return (0.0, 0.0), (0.0, 0.0)
         incorrect_penalised = (
@@ -192,116 +203,36 @@ class CostPenalty(GroupReward):
         return {**out, **super().config()}
 
 
-# ---------------------------------------------------------------- factories (the public API)
-
-
-def correctness_reward(
-    checker: Callable | str | None = None,
-    *,
-    checker_options: dict | None = None,
-    name: str = "correctness",
-) -> CorrectnessReward:
-    """The correctness reward: 1.0 / 0.0 / None (see :class:`CorrectnessReward`).
-
-    ``checker`` is a callable ``(answer_text, ground_truth) -> bool | None`` (an environment's
-    ``check_answer``) or a name for :func:`pte_rl.checkers.get_checker` (``math``, ``qa``, ``number``).
-    """
-    return CorrectnessReward(name=name, checker=checker, checker_options=checker_options)
-
-
-def pte_reward(
-    cost_model: CostModel | None = None,
-    *,
-    gamma: float | None = None,
-    method: str = "group_success_minmax",
-    gate: str = "correct",
-    combine: str = "additive",
-    among: str | None = None,
-    budget: float | str | None = None,
-    ema_decay: float = 0.9,
-    cap: float = 10.0,
-    checker: Callable | str | None = None,
-    checker_options: dict | None = None,
-    tokenizer: Any = None,
-    tools: list | None = None,
-    group_by: str = "auto",
-    group_size: int | None = None,
-    name: str = "pte_penalty",
-) -> CostPenalty:
+class PTEPenalty(CostPenalty):
     """The normalised PTE penalty: ``-g_i * normalized_cost(PTE_i)`` (see :class:`CostPenalty`).
 
-    PTE is :func:`pte_rl.pricing.cost.pte` with ``gamma`` (a float, or a ``pte_rl.pricing.gamma`` result), ``cache``
-    (evict | reuse | measured), ``attention`` (paper | exact) and ``delta``.
+    PTE is :func:`pte_rl.pricing.cost.pte` under ``cost_model`` (a :class:`pte_rl.pricing.cost.CostModel`:
+    gamma, cache policy, attention mode, delta; the recipe resolves it once from its ``pricing:``
+    section), or under ``CostModel(gamma=gamma)`` with the ``gamma=`` shortcut.
 
     >>> from pte_rl.pricing.trajectory import Trajectory, Turn
-    >>> records = [Trajectory([Turn(100, 10)], correct=True).to_dict(),
-    ...            Trajectory([Turn(100, 10), Turn(200, 10)], correct=True).to_dict()]
-    >>> reward = pte_reward(gamma=0.0)
-    >>> reward(completions=[[], []], trajectory=records, task_id=["t", "t"])   # PTE 100 and 300
+    >>> records = [Trajectory([Turn(100, 10)], task_id="t", correct=True).to_dict(),
+    ...            Trajectory([Turn(100, 10), Turn(200, 10)], task_id="t", correct=True).to_dict()]
+    >>> PTEPenalty(gamma=0.0)(completions=[[], []], trajectory=records)   # PTE 100 and 300
     [0.0, -0.999999995]
     """
-    return CostPenalty(
-        cost="pte",
-        method=method,
-        gate=gate,
-        combine=combine,
-        among=among,
-        budget=budget,
-        ema_decay=ema_decay,
-        cap=cap,
-        name=name,
-        cost_model=cost_model,
-        gamma=gamma,
-        checker=checker,
-        checker_options=checker_options,
-        tokenizer=tokenizer,
-        tools=tools,
-        group_by=group_by,
-        group_size=group_size,
-    )
 
-
-def cost_penalty(
-    cost: str = "generated_tokens",
-    *,
-    method: str = "group_success_minmax",
-    gate: str = "correct",
-    combine: str = "additive",
-    among: str | None = None,
-    budget: float | str | None = None,
-    ema_decay: float = 0.9,
-    cap: float = 10.0,
-    cost_model: CostModel | None = None,
-    gamma: float | None = None,
-    checker: Callable | str | None = None,
-    checker_options: dict | None = None,
-    tokenizer: Any = None,
-    tools: list | None = None,
-    group_by: str = "auto",
-    group_size: int | None = None,
-    name: str | None = None,
-) -> CostPenalty:
-    """The same normalised, gated penalty over any cost measure (``token_penalty``, ``call_penalty``, ...).
-
-    The ablation baseline of :func:`pte_reward`: identical but for the measure. ``gamma`` is used
-    only when ``cost="pte"``.
-    """
-    return CostPenalty(
-        cost=cost,
-        method=method,
-        gate=gate,
-        combine=combine,
-        among=among,
-        budget=budget,
-        ema_decay=ema_decay,
-        cap=cap,
-        name=name,
-        cost_model=cost_model,
-        gamma=gamma,
-        checker=checker,
-        checker_options=checker_options,
-        tokenizer=tokenizer,
-        tools=tools,
-        group_by=group_by,
-        group_size=group_size,
-    )
+    def __init__(
+        self,
+        cost_model: CostModel | None = None,
+        *,
+        gamma: float | None = None,
+        method: str = "group_success_minmax",
+        gate: str = "correct",
+        combine: str = "additive",
+        among: str | None = None,
+        budget: float | str | None = None,
+        ema_decay: float = 0.9,
+        cap: float = 10.0,
+        name: str = "pte_penalty",
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(
+            "pte", method=method, gate=gate, combine=combine, among=among, budget=budget, ema_decay=ema_decay,
+            cap=cap, name=name, cost_model=cost_model, gamma=gamma, **common,
+        )

@@ -34,8 +34,6 @@ computed (a configuration error, raised).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -44,25 +42,19 @@ from pte_rl.pricing.cost import CostModel, pte, token_totals
 from pte_rl.pricing.trajectory import Trajectory, Turn, _content_text
 
 logger = logging.getLogger(__name__)
+NAN = float("nan")
 
-# Cost measures a reward can read: name -> metric stem ("pte/" + "mean" -> "pte/mean").
-MEASURES = {
-    "pte": "pte/",
-    "generated_tokens": "tokens/generated_",
-    "total_tokens": "tokens/total_",
-    "tool_calls": "tools/calls_",
-    "completion_tokens": "tokens/completion_",
-}
-GROUP_KEYS = ("prompt_id", "group_id", "task_id")
+# Cost measures a reward can read.
+MEASURES = ("pte", "generated_tokens", "total_tokens", "tool_calls", "completion_tokens")
 
 
 def trajectories(
     prompts: Sequence[Any] | None,
     completions: Sequence[Any],
     completion_ids: Sequence[Sequence[int]] | None,
-    kwargs: dict,
+    kwargs: dict[str, Any],
     tokenizer: Any = None,
-    tools: list | None = None,
+    tools: list[Any] | None = None,
 ) -> tuple[list[Trajectory | None], str]:
     """One trajectory per completion (``None`` where it cannot be had), and the source used.
 
@@ -154,18 +146,20 @@ def final_text(trajectory: Trajectory | None, completion: Any) -> tuple[str, boo
 
 def measure(
     trajectory: Trajectory | None,
-    completion_ids: Sequence[int] | None,
+    completion_length: float | None,
     name: str,
     cost_model: CostModel | None,
 ) -> float:
-    """The cost ``name`` of one sample (NaN when it cannot be measured)."""
+    """The cost ``name`` of one sample (NaN when it cannot be measured); ``completion_length`` is
+    ``len(completion_ids)`` (NaN or None when not given)."""
+    length = NAN if completion_length is None else float(completion_length)
     if name == "completion_tokens":
-        return float(len(completion_ids)) if completion_ids is not None else float("nan")
+        return length
     if trajectory is None:
-        if name == "generated_tokens" and completion_ids is not None:
-            return float(len(completion_ids))
-        return float("nan")
+        return length if name == "generated_tokens" else NAN
     if name == "pte":
+        if cost_model is None:
+            raise ValueError("cost_model: PTE needs a cost model")
         return pte(trajectory, cost_model).total
     if name == "generated_tokens":
         return float(trajectory.decode_tokens)
@@ -173,27 +167,12 @@ def measure(
         return float(token_totals(trajectory)["total_tokens"])
     if name == "tool_calls":
         return float(trajectory.num_tool_calls)
-    raise ValueError(f"cost: expected one of {tuple(MEASURES)}, got {name!r}")
+    raise ValueError(f"cost: expected one of {MEASURES}, got {name!r}")
 
 
-def column(kwargs: dict, key: str, i: int) -> Any:
+def column(kwargs: dict[str, Any], key: str, i: int) -> Any:
+    """Sample ``i`` of the column ``key`` (None when absent)."""
     values = kwargs.get(key)
     if values is None or isinstance(values, str | bytes) or not hasattr(values, "__getitem__"):
         return None
     return values[i] if i < len(values) else None
-
-
-def group_key(kwargs: dict, i: int, prompt: Any, trajectory: Trajectory | None, group_by: str) -> str:
-    """The GRPO group of sample i: a named column, else the first of prompt_id / group_id / task_id,
-    else the trajectory's task id, else a hash of the prompt (TRL repeats one prompt per group)."""
-    keys = GROUP_KEYS if group_by == "auto" else (group_by,)
-    for key in keys:
-        value = column(kwargs, key, i)
-        if value is not None:
-            return f"{key}:{value}"
-    if group_by != "auto":
-        raise ValueError(f"group_by={group_by!r}: the reward function was not given a {group_by!r} column")
-    if trajectory is not None and trajectory.task_id is not None:
-        return f"task_id:{trajectory.task_id}"
-    text = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, default=str)
-    return "prompt:" + hashlib.sha1(text.encode("utf-8")).hexdigest()
