@@ -157,7 +157,8 @@ def test_scripted_mixture_and_labels():
     assert not any(held_out(r["task_id"].removeprefix("arith-"), 0.2, seed=None) for r in records)
     # The warm start draws more hard items than the task (SCRIPTED_LEVEL_WEIGHTS), unless told otherwise.
     hard = sum(r["level"] > 1 for r in records) / len(records)
-    assert abs(hard - sum(arith.SCRIPTED_LEVEL_WEIGHTS[1:])) < 0.06 and hard > sum(arith.DEFAULT_LEVEL_WEIGHTS[1:]) + 0.1
+    assert abs(hard - sum(arith.SCRIPTED_LEVEL_WEIGHTS[1:])) < 0.06
+    assert hard > sum(arith.DEFAULT_LEVEL_WEIGHTS[1:]) + 0.1
     as_task = arith.scripted_trajectories(0, 600, level_weights=arith.DEFAULT_LEVEL_WEIGHTS)
     assert abs(sum(r["level"] > 1 for r in as_task) / 600 - sum(arith.DEFAULT_LEVEL_WEIGHTS[1:])) < 0.06
     only_verbose = arith.scripted_trajectories(1, 20, mix={"verbose": 1.0})

@@ -1,4 +1,5 @@
-"""pte_rl.studies.calibrate and pte_rl.studies.replay: the cost fit, profiles, the engines (real tiny model, fake vLLM)."""
+"""pte_rl.studies.calibrate and pte_rl.studies.replay: the cost fit, profiles, the engines (real tiny model and a
+fake vLLM)."""
 
 from __future__ import annotations
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 
-from pte_rl.rollout.env import DATA_DIR_VARIABLE, Environment, default_data_dir, load_environment, resolve_environment
+from pte_rl.rollout.env import Environment, default_data_dir, load_environment, resolve_environment
 
 DATA_DIR = default_data_dir()
 needs_data = pytest.mark.skipif(not (DATA_DIR / "math500.jsonl").is_file(), reason=f"no benchmark files in {DATA_DIR}")
@@ -65,7 +63,8 @@ def test_facts_is_deterministic_disjoint_and_answerable_from_its_pages():
     env = load_environment("facts", n_cities=20, n_eval=20)
     again = load_environment("facts", n_cities=20, n_eval=20)
     other = load_environment("facts", n_cities=20, n_eval=20, seed=1)
-    assert env.dataset["task_id"] == again.dataset["task_id"] and env.dataset["ground_truth"] == again.dataset["ground_truth"]
+    assert env.dataset["task_id"] == again.dataset["task_id"]
+    assert env.dataset["ground_truth"] == again.dataset["ground_truth"]
     assert env.dataset["prompt"] != other.dataset["prompt"]
     assert not set(env.dataset["task_id"]) & set(env.eval_dataset["task_id"])
     # 20 cities: 4 countries (2 questions each), 15 inventions (2), 15 companies (3), 20 cities (1).
@@ -73,7 +72,8 @@ def test_facts_is_deterministic_disjoint_and_answerable_from_its_pages():
     search, visit = env.tools
     for row in list(env.dataset)[:10]:
         question, answer = row["prompt"][1]["content"], row["ground_truth"]
-        doc = re.match(r"facts-([a-z]+-[a-z-]+?)-(capital|founded|inventor|founder|headquarters|hq)", row["task_id"]).group(1)
+        pattern = r"facts-([a-z]+-[a-z-]+?)-(capital|founded|inventor|founder|headquarters|hq)"
+        doc = re.match(pattern, row["task_id"]).group(1)
         page = visit(doc=doc)
         lead = page.split("\n\n")[1]  # the facts paragraph, after the title and url
         if row["hops"] == 1:

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pte_rl.studies.calibrate import fit_costs
 from pte_rl.pricing.cost import pte
+from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
+from pte_rl.studies.calibrate import fit_costs
 from pte_rl.studies.latency import (
     ShapeRanges,
     cost_metrics,
@@ -23,7 +24,6 @@ from pte_rl.studies.latency import (
     synthesise_trajectories,
 )
 from pte_rl.studies.replay import TurnTiming
-from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 # ------------------------------------------------------------------------- correlations, by hand
 

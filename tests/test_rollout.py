@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import threading
 import time
+from itertools import pairwise
 
 import pytest
 from rollout_helpers import ScriptedBackend, build_byte_tokenizer, count_tokens, encode, one_torch_thread
 
-from pte_rl.rollout.backends import SamplingConfig
 from pte_rl.checkers import NumberChecker
 from pte_rl.pricing.cost import pte
 from pte_rl.pricing.jsonl import parse_record, to_record
+from pte_rl.rollout.backends import SamplingConfig
 from pte_rl.rollout.loop import RolloutConfig, TaskInfo, run_rollouts
 from pte_rl.tools import Toolset, calculator
 
@@ -88,9 +89,9 @@ def test_multi_turn_accounting_matches_the_token_ids(tokenizer):
     recorded = sorted(t.context_tokens for r in results for t in r.trajectory.turns)
     assert fed == recorded
     for r in results:
-        model_ids = [i for i, m in zip(r.completion_ids, r.env_mask) if m]
+        model_ids = [i for i, m in zip(r.completion_ids, r.env_mask, strict=True) if m]
         assert sum(t.decode_tokens for t in r.trajectory.turns) == len(model_ids)
-        for t, nxt in zip(r.trajectory.turns, r.trajectory.turns[1:]):
+        for t, nxt in pairwise(r.trajectory.turns):
             assert nxt.context_tokens == t.context_tokens + t.decode_tokens + t.tool_tokens
 
     # Episode b: a direct answer is one turn with no environment tokens.
@@ -201,11 +202,13 @@ def test_a_training_loop_survives_tools_that_hang_crash_and_flood(tokenizer):
     )
     config = RolloutConfig(max_turns=3, max_completion_length=4096, tool_timeout_s=2.0, max_tool_output_chars=1000)
     try:
-        for step in range(3):  # a training loop: several batches in a row, each must come back
+        for _ in range(3):  # a training loop: several batches in a row, each must come back
             backend = ScriptedBackend(tokenizer, {f"q{k}": [calls, "\\boxed{1}"] for k in range(4)})
             start = time.monotonic()
-            results = run_rollouts([prompt(f"q{k}") for k in range(4)], backend, tokenizer, [hang, crash, flood],
-                                   config, check_answer=NumberChecker(), tasks=[TaskInfo("1", f"q{k}") for k in range(4)])
+            results = run_rollouts(
+                [prompt(f"q{k}") for k in range(4)], backend, tokenizer, [hang, crash, flood], config,
+                check_answer=NumberChecker(), tasks=[TaskInfo("1", f"q{k}") for k in range(4)],
+            )
             assert time.monotonic() - start < 20, "a hung tool must not hold the batch past its timeout"
             for r in results:
                 traj = r.trajectory
@@ -236,7 +239,7 @@ def test_transformers_backend_limits_and_logprobs_match_a_forward_pass(tokenizer
     torch.manual_seed(0)
     sampling = SamplingConfig(temperature=0.7)
     generations = backend.generate(prompts, [3, 9, 6], sampling)
-    for prompt_ids, limit, gen in zip(prompts, [3, 9, 6], generations):
+    for prompt_ids, limit, gen in zip(prompts, [3, 9, 6], generations, strict=True):
         assert 1 <= len(gen.token_ids) <= limit
         assert gen.finished == (gen.token_ids[-1] == tokenizer.eos_token_id)
         if not gen.finished:
@@ -270,7 +273,7 @@ def test_a_real_model_rolls_out_multi_turn_with_exact_accounting(tokenizer, tmp_
     assert [(t.context_tokens, t.decode_tokens, t.tool_tokens) for t in a.trajectory.turns] == [
         (p, d0, t0), (p + d0 + t0, d1, 0)]
     assert a.env_mask == [1] * d0 + [0] * t0 + [1] * d1
-    assert [i for i, m in zip(a.completion_ids, a.env_mask) if m] == (
+    assert [i for i, m in zip(a.completion_ids, a.env_mask, strict=True) if m] == (
         encode(tokenizer, scripts["6*7"][0]) + [tokenizer.eos_token_id] + encode(tokenizer, "\\boxed{42}")
         + [tokenizer.eos_token_id])
     assert a.trajectory.correct is True and b.trajectory.correct is True
@@ -322,7 +325,7 @@ class FakeLLM:
 
     def generate(self, prompts, sampling_params, use_tqdm=False):
         outputs = []
-        for request, params in zip(prompts, sampling_params):
+        for request, params in zip(prompts, sampling_params, strict=True):
             ids = request["prompt_token_ids"]
             self.params.append(params)
             gen = self.scripted.generate([ids], [params["max_tokens"]], None)[0]

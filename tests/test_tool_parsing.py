@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pte_rl.tools import ParseResult, Toolset, parse_tool_calls, strip_think
 from pte_rl.pricing.trajectory import EVENT_KINDS
+from pte_rl.tools import ParseResult, Toolset, parse_tool_calls, strip_think
 
 
 def python(code: str) -> str:

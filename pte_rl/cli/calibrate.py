@@ -73,8 +73,8 @@ def format_fits(fits: dict, datasheet: dict | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pte_rl.studies.calibrate import calibrate, calibration_record, datasheet_gamma, save_calibration
     from pte_rl.cli import CLIError
+    from pte_rl.studies.calibrate import calibrate, calibration_record, datasheet_gamma, save_calibration
 
     contexts = int_list(args.contexts, "--contexts")
     decodes = int_list(args.decodes, "--decodes")
@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(record, indent=2))
     else:
         print(format_fits(result.fits, datasheet))
-        print(f"profile: {profile_path}  (use: pte-rl score --hardware {record['name'] if not args.out else profile_path})")
+        use = record["name"] if not args.out else profile_path
+        print(f"profile: {profile_path}  (use: pte-rl score --hardware {use})")
         print(f"full record: {record_path}")
     return 0
 

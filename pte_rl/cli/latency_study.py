@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
             engine, model=str(args.model), envs=envs, n=args.n, concurrency=levels, repeats=args.repeats,
             statistic=args.statistic, seed=args.seed, profile=args.profile, hardware=args.hardware,
             tokenizer=args.tokenizer, contexts=int_list(args.contexts, "--contexts"),
-            decodes=int_list(args.decodes, "--decodes"), ranges=ranges, log=lambda m: print(m, file=sys.stderr, flush=True),
+            decodes=int_list(args.decodes, "--decodes"), ranges=ranges,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
         )
     except (ValueError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from None

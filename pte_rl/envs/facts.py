@@ -87,7 +87,9 @@ def build_world(seed: int, n_cities: int) -> list[Entity]:
     rng = random.Random(f"facts/{seed}")
     names = _Names(rng)
     n_countries, n_others = max(2, n_cities // 5), max(2, n_cities * 3 // 4)
-    countries = [Entity("country", names.word(2) + rng.choice(("land", "ia", "mark", "stan"))) for _ in range(n_countries)]
+    countries = [
+        Entity("country", names.word(2) + rng.choice(("land", "ia", "mark", "stan"))) for _ in range(n_countries)
+    ]
     cities = []
     for i in range(n_cities):
         country = countries[i % n_countries]
@@ -95,7 +97,9 @@ def build_world(seed: int, n_cities: int) -> list[Entity]:
             "country": country.name, "founded": rng.randint(800, 1900), "river": names.word(2),
         }))
     for i, country in enumerate(countries):
-        country.facts = {"capital": cities[i].name, "founded": rng.randint(1100, 1990), "currency": names.word(2).lower()}
+        country.facts = {
+            "capital": cities[i].name, "founded": rng.randint(1100, 1990), "currency": names.word(2).lower(),
+        }
     people = [Entity("person", f"{names.word(2)} {names.word(2)}", {
         "born": rng.randint(1700, 1980), "birthplace": rng.choice(cities).name,
     }) for _ in range(n_others)]
@@ -103,7 +107,8 @@ def build_world(seed: int, n_cities: int) -> list[Entity]:
     for person in people:
         thing = f"{names.word(2).lower()} {rng.choice(_THINGS)}"
         names.used.add(thing)
-        inventions.append(Entity("invention", thing, {"inventor": person.name, "year": int(person.facts["born"]) + rng.randint(20, 60)}))
+        year = int(person.facts["born"]) + rng.randint(20, 60)
+        inventions.append(Entity("invention", thing, {"inventor": person.name, "year": year}))
     companies = [Entity("company", f"{names.word(2)} {rng.choice(('Works', 'Company', 'Trading', 'Mills'))}", {
         "founder": rng.choice(people).name, "founded": rng.randint(1800, 2010), "headquarters": rng.choice(cities).name,
     }) for _ in range(n_others)]

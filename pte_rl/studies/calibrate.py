@@ -329,7 +329,8 @@ def save_calibration(record: dict, *, out: str | os.PathLike | None = None) -> t
         profile_path = profile_dir() / f"{name}.json"
         record_path = calibrations_dir() / f"{name}.json"
     levels = "; ".join(
-        f"B={level}: gamma {fit['gamma']:.4g} +- {fit['gamma_se']:.2g}, delta {fit['delta']:.4g} +- {fit['delta_se']:.2g}"
+        f"B={level}: gamma {fit['gamma']:.4g} +- {fit['gamma_se']:.2g}, "
+        f"delta {fit['delta']:.4g} +- {fit['delta_se']:.2g}"
         for level, fit in record["fits"].items()
     )
     profile = HardwareProfile(
@@ -369,6 +370,8 @@ def load_calibration(name_or_path: str | os.PathLike) -> dict:
     try:
         record["fits"] = {int(level): CostFit(**fit) for level, fit in record["fits"].items()}
     except (TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{path}: field 'fits': expected per-level fits written by `pte-rl calibrate` ({exc})") from None
+        raise ValueError(
+            f"{path}: field 'fits': expected per-level fits written by `pte-rl calibrate` ({exc})"
+        ) from None
     record["path"] = str(path)
     return record

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pte_rl.studies.calibrate import CostFit
 from pte_rl.pricing.cost import pte_batch, token_totals
-from pte_rl.studies.replay import Engine, warm_up
 from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
+from pte_rl.studies.calibrate import CostFit
+from pte_rl.studies.replay import Engine, warm_up
 
 PRICE_RATIOS = (1.5, 3.0, 4.0)
 
@@ -92,8 +92,8 @@ class ShapeRanges:
 
 def prompt_lengths_from_envs(env_names: Sequence[str], tokenizer, *, limit: int = 200) -> dict[str, list[int]]:
     """Tokens of each environment prompt (chat template with the tool schemas, generation prompt on)."""
-    from pte_rl.rollout.env import load_environment
     from pte_rl.pricing.jsonl import TemplateCounter
+    from pte_rl.rollout.env import load_environment
 
     counter = TemplateCounter(tokenizer)
     lengths: dict[str, list[int]] = {}

@@ -67,7 +67,9 @@ class Engine(Protocol):
     clock: str
     vocab_size: int
 
-    def run_turn(self, batch_size: int, context_tokens: int, decode_tokens: int, rng: np.random.Generator) -> TurnTiming:
+    def run_turn(
+        self, batch_size: int, context_tokens: int, decode_tokens: int, rng: np.random.Generator
+    ) -> TurnTiming:
         """Prefill ``batch_size`` random contexts of ``context_tokens`` ids, decode ``decode_tokens`` each."""
         ...
 
@@ -173,7 +175,9 @@ class TransformersEngine:
         out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
         return out.logits[:, -1].argmax(-1, keepdim=True)
 
-    def run_turn(self, batch_size: int, context_tokens: int, decode_tokens: int, rng: np.random.Generator) -> TurnTiming:
+    def run_turn(
+        self, batch_size: int, context_tokens: int, decode_tokens: int, rng: np.random.Generator
+    ) -> TurnTiming:
         torch = self.torch
         from transformers import DynamicCache
 
@@ -255,7 +259,9 @@ class VLLMEngine:
         self.llm, self.sampling_params, self.vocab_size, self.device = llm, sampling_params, int(vocab_size), device
         self.max_positions = None
 
-    def run_turn(self, batch_size: int, context_tokens: int, decode_tokens: int, rng: np.random.Generator) -> TurnTiming:
+    def run_turn(
+        self, batch_size: int, context_tokens: int, decode_tokens: int, rng: np.random.Generator
+    ) -> TurnTiming:
         _check_shape(batch_size, context_tokens, decode_tokens, self.max_positions)
         ids = rng.integers(0, self.vocab_size, size=(batch_size, context_tokens))
         prompts = [{"prompt_token_ids": [int(t) for t in row]} for row in ids]

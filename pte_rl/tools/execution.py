@@ -31,10 +31,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pte_rl.pricing.trajectory import Event, ToolCall
 from pte_rl.tools.common import ToolInputError, cut_text
 from pte_rl.tools.parsing import ParsedCall, ParseError, ParseResult
 from pte_rl.tools.schema import Toolset, as_toolset
-from pte_rl.pricing.trajectory import Event, ToolCall
 
 EMPTY_OUTPUT_TEXT = "(the tool returned no output)"
 

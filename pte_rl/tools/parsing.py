@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pte_rl.tools.schema import Toolset, as_toolset
 from pte_rl.pricing.trajectory import Event
+from pte_rl.tools.schema import Toolset, as_toolset
 
 OPEN_TAG, CLOSE_TAG = "<tool_call>", "</tool_call>"
 PYTHON_TAG = "<|python_tag|>"
