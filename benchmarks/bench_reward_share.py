@@ -62,16 +62,16 @@ def main() -> int:
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from pte_rl.pricing.cost import CostModel
-    from pte_rl.rollout.env import load_environment
-    from pte_rl.pricing.jsonl import write_atomic
-    from pte_rl.training.tracking import MetricsRecorder
     from pte_rl.patterns import pattern_rates
+    from pte_rl.pricing.cost import CostModel
+    from pte_rl.pricing.jsonl import write_atomic
+    from pte_rl.pricing.trajectory import Trajectory
     from pte_rl.rewards import load_preset
+    from pte_rl.rollout.env import load_environment
+    from pte_rl.rollout.trl_driver import make_rollout_func
     from pte_rl.tiny.build import build_tiny_policy
     from pte_rl.tiny.config import TinyConfig
-    from pte_rl.pricing.trajectory import Trajectory
-    from pte_rl.rollout.trl_driver import make_rollout_func
+    from pte_rl.training.tracking import MetricsRecorder
 
     defaults = yaml.safe_load((ROOT / "recipes" / "configs" / "default.yaml").read_text())
     model_path = args.model or str(build_tiny_policy(TinyConfig(env=defaults["env_name"])))

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from pte_rl import tools as tools_module
-from pte_rl.rollout.backends import Generation, SamplingConfig, TransformersBackend
 from pte_rl.checkers import NumberChecker
+from pte_rl.rollout.backends import Generation, SamplingConfig, TransformersBackend
 from pte_rl.rollout.loop import RolloutConfig, TaskInfo, run_rollouts
 from pte_rl.tools import calculator
 

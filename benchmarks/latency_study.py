@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pte_rl.studies.calibrate import calibrate, calibration_record, datasheet_gamma, save_calibration
 from pte_rl.cli.calibrate import format_fits
+from pte_rl.studies.calibrate import calibrate, calibration_record, datasheet_gamma, save_calibration
 from pte_rl.studies.latency import ShapeRanges
 from pte_rl.studies.latency_report import run_study, write_report
 from pte_rl.studies.replay import TransformersEngine
