@@ -16,16 +16,16 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 from pte_rl.rewards import (
     CorrectnessReward,
     CostPenalty,
     KimiLengthReward,
-    normalized_cost,
     OTCToolReward,
     PTEPenalty,
+    normalized_cost,
 )
 from pte_rl.rewards.distributed import gather_batch, world
-from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 GAMMA = 0.01
 # (context, decode, calls, correct, task): group a has six rollouts, group b two
@@ -122,7 +122,7 @@ def main() -> None:
     # the bare helper: gather (cost, correct, group) rows, normalise the whole batch, keep the local slice
     rows = [(ROWS[i][0] + ROWS[i][1], ROWS[i][3], ROWS[i][4]) for i in local]
     merged, offset = gather_batch(rows)
-    costs, correct, groups = zip(*merged)
+    costs, correct, groups = zip(*merged, strict=True)
     out["normalized_cost"] = normalized_cost(costs, correct, groups, "group_success_minmax")[
         offset : offset + 4
     ]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pte_rl.studies.ablate import RunSpec, _Lock, latest_checkpoint, penalty_weight_key, plan_runs
 from pte_rl.cli import main
 from pte_rl.errors import InputError as CLIError
+from pte_rl.studies.ablate import RunSpec, _Lock, latest_checkpoint, penalty_weight_key, plan_runs
 
 REPO = Path(__file__).resolve().parent.parent
 PY = shlex.quote(sys.executable)
@@ -28,19 +28,20 @@ import argparse, json, sys
 from pathlib import Path
 
 parser = argparse.ArgumentParser()
-for name in ("--config", "--reward_preset", "--seed", "--output_dir", "--run_name",
-             "--resume_from_checkpoint", "--crash_once", "--max_steps"):
-    parser.add_argument(name)
-parser.add_argument("--reward_overrides", nargs="+", default=[])
+for name in ("--config", "--reward.preset", "--seed", "--output_dir", "--run_name",
+             "--resume_from_checkpoint", "--crash_once", "--max_steps", "--eval.n"):
+    parser.add_argument(name, dest=name[2:].replace(".", "_"))
+parser.add_argument("--reward.overrides.pte.weight", dest="weight", type=float)
 args = parser.parse_args()
 out = Path(args.output_dir)
 out.mkdir(parents=True, exist_ok=True)
 with open(out.parent / "calls.jsonl", "a") as log:
     log.write(json.dumps({"run": args.run_name, "argv": sys.argv[1:]}) + "\n")
 seed, preset = int(args.seed), args.reward_preset
-weight = float(args.reward_overrides[0].split("=")[1]) if args.reward_overrides else 0.5
-(out / "config.yaml").write_text(json.dumps({"reward_preset": preset, "seed": seed, "run_name": args.run_name,
-                                             "reward_overrides": args.reward_overrides, "gamma": 0.01}))
+weight = 0.5 if args.weight is None else args.weight
+overrides = {} if args.weight is None else {"pte.weight": args.weight}
+(out / "config.yaml").write_text(json.dumps({"reward": {"preset": preset, "overrides": overrides}, "seed": seed,
+                                             "run_name": args.run_name, "pricing": {"gamma": 0.01}}))
 start = 3 if args.resume_from_checkpoint else 1
 if args.resume_from_checkpoint:
     assert Path(args.resume_from_checkpoint) == out / "checkpoint-2", args.resume_from_checkpoint
@@ -143,6 +144,8 @@ def test_dry_run_prints_the_commands(tmp_path, fake_recipe, capsys):
         "--",
         "--max_steps",
         "5",
+        "--eval.n",
+        "7",
     ]
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -150,20 +153,20 @@ def test_dry_run_prints_the_commands(tmp_path, fake_recipe, capsys):
     assert lines == [
         "# pte-w0.5-s0: new",
         (
-            f"{base} --reward_preset pte --seed 0 --output_dir {out}/pte-w0.5-s0 --run_name pte-w0.5-s0 "
-            "--reward_overrides pte.weight=0.5 --max_steps 5"
+            f"{base} --reward.preset pte --seed 0 --output_dir {out}/pte-w0.5-s0 --run_name pte-w0.5-s0 "
+            "--reward.overrides.pte.weight 0.5 --max_steps 5 --eval.n 7"
         ),
         "# correctness-s0: complete, skipped",
         "# pte-w0.5-s1: resumes",
         (
-            f"{base} --reward_preset pte --seed 1 --output_dir {out}/pte-w0.5-s1 --run_name pte-w0.5-s1 "
-            "--reward_overrides pte.weight=0.5 "
-            f"--resume_from_checkpoint {out}/pte-w0.5-s1/checkpoint-7 --max_steps 5"
+            f"{base} --reward.preset pte --seed 1 --output_dir {out}/pte-w0.5-s1 --run_name pte-w0.5-s1 "
+            "--reward.overrides.pte.weight 0.5 "
+            f"--resume_from_checkpoint {out}/pte-w0.5-s1/checkpoint-7 --max_steps 5 --eval.n 7"
         ),
         "# correctness-s1: new",
         (
-            f"{base} --reward_preset correctness --seed 1 --output_dir {out}/correctness-s1 "
-            "--run_name correctness-s1 --max_steps 5"
+            f"{base} --reward.preset correctness --seed 1 --output_dir {out}/correctness-s1 "
+            "--run_name correctness-s1 --max_steps 5 --eval.n 7"
         ),
     ]
     assert (
@@ -250,6 +253,22 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
     assert main(["ablate", "--presets", "pte", "--out", out, "--recipe", str(tmp_path / "none.py")]) == 2
     assert "no such recipe script" in capsys.readouterr().err
     assert main(["ablate", "--presets", "pte", "--out", out, "--weight-key", "pte"]) == 2
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--reward_preset", "tokens"], "field 'reward_preset': no longer a key; use 'reward.preset'"),
+    (["--eval_n=5"], "field 'eval_n': no longer a key; use 'eval.n'"),
+    (["--pricing.gama", "0.1"], "field 'pricing.gama': unknown; pricing has gamma"),
+    (["--reward.preset", "tokens"], "--reward.preset is set by the grid of pte-rl ablate itself"),
+])
+def test_old_or_unknown_recipe_keys_stop_the_ablation_first(tmp_path, fake_recipe, capsys, extra, message):
+    out = tmp_path / "o"
+    argv = ["ablate", "--presets", "pte", "--seeds", "0", "--out", str(out), "--recipe", str(fake_recipe), "--",
+            *extra]
+    assert main(argv) == 2
+    assert f"command line (after --): {message}" in capsys.readouterr().err
+    assert calls(out) == [] and not out.exists()
 
 
 def test_the_sweep_file_renders_to_valid_ablate_calls(capsys):
@@ -271,5 +290,5 @@ def test_the_sweep_file_renders_to_valid_ablate_calls(capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "# pte-w0.25-s1: new"
-    assert "--reward_preset pte --seed 1 --output_dir runs/sweep/pte-w0.25-s1" in printed[1]
-    assert printed[1].endswith("--reward_overrides pte.weight=0.25 --report_to wandb")
+    assert "--reward.preset pte --seed 1 --output_dir runs/sweep/pte-w0.25-s1" in printed[1]
+    assert printed[1].endswith("--reward.overrides.pte.weight 0.25 --report_to wandb")

@@ -235,9 +235,8 @@ def test_load_calibration_reports_bad_records(tmp_path):
 # ------------------------------------------------------------------------- the real transformers engine
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A 2-layer random Qwen2 (~100k parameters) saved like a real model directory."""
+def save_tiny_qwen2(directory: Path) -> Path:
+    """A 2-layer random Qwen2 (~100k parameters, seed 0) saved like a real model directory."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -245,9 +244,13 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     config = Qwen2Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                          tie_word_embeddings=True)
-    directory = tmp_path_factory.mktemp("tiny_qwen2")
     Qwen2ForCausalLM(config).save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return save_tiny_qwen2(tmp_path_factory.mktemp("tiny_qwen2"))
 
 
 def test_transformers_engine_prefills_the_whole_context_with_an_empty_cache_then_decodes_exactly(tiny_model_dir):

@@ -58,8 +58,11 @@ def test_recipe_configs_bind(path: Path):
     if config.env.name == "math":  # the GPU configs: benchmark files by name, gamma from the model's config
         assert set(config.env.options) == {"dataset", "eval_fraction"}
         assert config.pricing.gamma is None and config.pricing.hardware.startswith("h100")
-    training = _recipe_module().training_arguments(args.training, args.training_argv)
+    cpu = ["--bf16", "false"] if args.training.get("bf16") else []  # GRPOConfig checks bf16 against this machine
+    training = _recipe_module().training_arguments(args.training, [*args.training_argv, *cpu])
     assert training.output_dir == "/nonexistent/run"
+    assert (training.learning_rate, training.num_generations) == (args.training["learning_rate"],
+                                                                  args.training["num_generations"])
 
 
 def test_the_default_config_gives_the_same_run_as_before():
@@ -117,8 +120,8 @@ def _write(tmp_path: Path, text: str) -> Path:
     ("pte_gamma: 0.01\n", ":1: field 'pte_gamma': no longer a key; use 'pricing.gamma'"),
     ("eval:\n  n: 3\n  only_now: true\n", ":3: field 'eval.only_now': unknown; eval has n, samples"),
     ("learnin_rate: 0.1\n", ":1: field 'learnin_rate': unknown; expected a recipe field"),
-    ("pricing:\n  gamma: -1\n", ":2: field 'gamma': expected a finite non-negative number"),
-    ("pricing:\n  cache: lru\n", ":2: field 'cache': expected one of evict, reuse, measured"),
+    ("pricing:\n  gamma: -1\n", ":2: field 'pricing.gamma': expected a finite non-negative number"),
+    ("pricing:\n  cache: lru\n", ":2: field 'pricing.cache': expected one of evict, reuse, measured"),
     ("eval:\n  n: many\n", ":2: field 'eval.n': expected int, got 'many'"),
     ("env:\n  name: arith\n  options:\n    n_trian: 5\n", ":4: field 'env.options.n_trian': arith accepts seed"),
     ("reward:\n  preset: nonesuch\n", ":2: field 'reward.preset': nonesuch: field '<name>': no preset of that"),

@@ -163,16 +163,9 @@ def test_replay_sums_per_turn_times_per_sequence_and_the_median_drops_spikes():
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from test_calibrate import save_tiny_qwen2
 
-    torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=True)
-    directory = tmp_path_factory.mktemp("tiny_qwen2")
-    Qwen2ForCausalLM(config).save_pretrained(directory)
-    return directory
+    return save_tiny_qwen2(tmp_path_factory.mktemp("tiny_qwen2"))
 
 
 SMALL = ShapeRanges(extra_context_long=(20, 40), turns_few=(1, 1), turns_many=(2, 3), tool_short=(2, 6),

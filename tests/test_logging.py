@@ -1,32 +1,32 @@
-"""pte_rl.training.metrics / pte_rl.training.tracking: batch metrics by hand, sample tables, W&B offline without a key,
-metrics.jsonl (and its truncation on resume), plots."""
+"""training.metrics and training.tracking: batch metrics by hand, samples, W&B without a key, metrics.jsonl, plots."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import struct
 import subprocess
 import sys
-import types
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from pte_rl.pricing.cost import CostModel
+from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
+from pte_rl.training.metrics import table_rows
 from pte_rl.training.tracking import (
-    MetricsRecorder,
+    LocalMetricsCallback,
     batch_metrics,
     has_wandb_credentials,
     init_wandb_env,
+    produced_here,
     sample_table,
     truncate_after,
     wants_wandb,
 )
-from pte_rl.training.metrics import table_rows
-from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 MODEL = CostModel(gamma=0.01)
 
@@ -39,18 +39,12 @@ def batch() -> list[Trajectory]:
     C: (100 + 10) + (200 + 20) + (300 + 90) = 720   incorrect   python x2, search x1   generated 50, total 650
     D: (50 + 0)                 = 50      ungraded     no call             generated 0, total 50
     """
+    c_turns = [Turn(100, 10, tool_calls=[ToolCall("python"), ToolCall("search")]),
+               Turn(200, 10, tool_calls=[ToolCall("python")]), Turn(300, 30)]
     return [
         Trajectory([Turn(100, 10, tool_calls=[ToolCall("python")]), Turn(130, 5)], id="A", correct=True),
         Trajectory([Turn(100, 20)], id="B", correct=True),
-        Trajectory(
-            [
-                Turn(100, 10, tool_calls=[ToolCall("python"), ToolCall("search")]),
-                Turn(200, 10, tool_calls=[ToolCall("python")]),
-                Turn(300, 30),
-            ],
-            id="C",
-            correct=False,
-        ),
+        Trajectory(c_turns, id="C", correct=False),
         Trajectory([Turn(50, 0)], id="D", correct=None),
     ]
 
@@ -59,15 +53,9 @@ def batch() -> list[Trajectory]:
 def no_patterns(monkeypatch):
     """Batch metrics without pattern keys, whatever pte_rl.patterns finds."""
 
-    def pattern_rates(trajectories, gamma, **options):
-        return {}
+    from pte_rl import patterns
 
-    try:
-        from pte_rl import patterns
-    except ImportError:  # not written yet: stand in for it
-        patterns = types.ModuleType("pte_rl.patterns")
-        monkeypatch.setitem(sys.modules, "pte_rl.patterns", patterns)
-    monkeypatch.setattr(patterns, "pattern_rates", pattern_rates, raising=False)
+    monkeypatch.setattr(patterns, "pattern_rates", lambda trajectories, cost_model, **options: {})
 
 
 def test_batch_metrics_by_hand(no_patterns):
@@ -119,12 +107,9 @@ def test_batch_metrics_adds_pattern_rates(monkeypatch):
             "patterns/tool_mixing_cost_multiplier": float("nan"),
         }
 
-    try:
-        from pte_rl import patterns
-    except ImportError:
-        patterns = types.ModuleType("pte_rl.patterns")
-        monkeypatch.setitem(sys.modules, "pte_rl.patterns", patterns)
-    monkeypatch.setattr(patterns, "pattern_rates", pattern_rates, raising=False)
+    from pte_rl import patterns
+
+    monkeypatch.setattr(patterns, "pattern_rates", pattern_rates)
     m = batch_metrics(batch(), MODEL, toolsets={"web": ["search"]})
     assert seen == {"n": 4, "gamma": MODEL, "options": {"toolsets": {"web": ["search"]}}}
     assert m["patterns/confirmatory_rate"] == 0.25 and m["patterns/confirmatory_cost_multiplier"] == 2.0
@@ -133,7 +118,8 @@ def test_batch_metrics_adds_pattern_rates(monkeypatch):
 
 
 def test_batch_metrics_carries_the_real_pattern_rates():
-    patterns = pytest.importorskip("pte_rl.patterns")
+    from pte_rl import patterns
+
     expected = {k: v for k, v in patterns.pattern_rates(batch(), MODEL).items() if not math.isnan(v)}
     m = batch_metrics(batch(), MODEL)
     assert expected and {k: v for k, v in m.items() if k.startswith("patterns/")} == expected
@@ -168,31 +154,28 @@ def test_wants_wandb():
 def clean_wandb_env(monkeypatch, tmp_path):
     for key in [k for k in os.environ if k.startswith("WANDB_")] + ["NETRC"]:
         monkeypatch.delenv(key, raising=False)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    return home
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
 
 
 def test_init_wandb_env_goes_offline_without_a_key(clean_wandb_env, tmp_path):
     assert init_wandb_env("none", tmp_path / "run") == "off"
     assert "WANDB_MODE" not in os.environ and "WANDB_DIR" not in os.environ
-    assert init_wandb_env(["wandb"], tmp_path / "run") == "offline"
-    assert os.environ["WANDB_MODE"] == "offline"
+    assert init_wandb_env(["wandb"], tmp_path / "run") == "offline" and os.environ["WANDB_MODE"] == "offline"
     assert os.environ["WANDB_DIR"] == str((tmp_path / "run").resolve())
 
 
 def test_init_wandb_env_keeps_keys_and_user_modes(clean_wandb_env, monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
-    assert has_wandb_credentials() and init_wandb_env("wandb", tmp_path) == "online"
-    assert "WANDB_MODE" not in os.environ
+    assert has_wandb_credentials() and init_wandb_env("wandb", tmp_path) == "online" and "WANDB_MODE" not in os.environ
     monkeypatch.delenv("WANDB_API_KEY")
     netrc_file = clean_wandb_env / ".netrc"
     netrc_file.write_text("machine api.wandb.ai\n  login user\n  password " + "p" * 40 + "\n")
     netrc_file.chmod(0o600)
     assert has_wandb_credentials() and init_wandb_env("wandb", tmp_path) == "online"
-    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")  # the key is for another host
-    assert not has_wandb_credentials()
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")
+    assert not has_wandb_credentials()  # the key is for another host
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert init_wandb_env("wandb", tmp_path) == "disabled" and os.environ["WANDB_MODE"] == "disabled"
 
@@ -210,21 +193,19 @@ print("MODE", mode)
 """
 
 
-def test_wandb_without_a_key_logs_offline_in_the_output_dir(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
+def keyless_env(tmp_path: Path) -> dict:
+    """This environment without W&B settings, a fresh HOME (no key) and matplotlib's font cache kept."""
+    (tmp_path / "home").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "NETRC"}
-    env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    out = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-c", WANDB_SCRIPT, str(out)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    env.update(HOME=str(tmp_path / "home"), PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+               MPLCONFIGDIR=os.environ.get("MPLCONFIGDIR") or str(Path.home() / ".cache" / "matplotlib"))
+    return env
+
+
+def test_wandb_without_a_key_logs_offline_in_the_output_dir(tmp_path):
+    out, env = tmp_path / "run", keyless_env(tmp_path)
+    result = subprocess.run([sys.executable, "-c", WANDB_SCRIPT, str(out)], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=240, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MODE offline" in result.stdout
     runs = list((out / "wandb").glob("offline-run-*"))
@@ -252,7 +233,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def test_recorder_writes_metrics_samples_and_plots(tmp_path, no_patterns):
-    recorder = MetricsRecorder(tmp_path, cost_model=MODEL, samples_per_log=2)
+    recorder = LocalMetricsCallback(tmp_path, cost_model=MODEL, samples_per_log=2)
     recorder.on_train_begin(None, state(0), None)
     recorder.on_rollout_batch(batch())  # no trainer: queued for the next log line
     recorder.on_rollout_batch(batch()[:2])
@@ -276,18 +257,30 @@ def test_recorder_writes_metrics_samples_and_plots(tmp_path, no_patterns):
         assert width > 100 and height > 100
 
 
-def test_recorder_hands_metrics_to_the_trainer(tmp_path, no_patterns):
+def test_recorder_hands_metrics_to_the_trainer(tmp_path, no_patterns, caplog):
     logged: list[tuple[str, float]] = []
     trainer = SimpleNamespace(_log_metric=lambda name, value: logged.append((name, value)))
-    recorder = MetricsRecorder(tmp_path, cost_model=MODEL)
+    recorder = LocalMetricsCallback(tmp_path, cost_model=MODEL)
     metrics = recorder.on_rollout_batch([t.to_dict() for t in batch()], trainer)
     assert dict(logged) == metrics and metrics["pte/mean"] == pytest.approx(284.125)
+    # The callback is the one producer of its keys: TRL hands trainer._log_metric to the reward functions,
+    # and there a pte/mean (say, priced with cache=reuse) is dropped; reward/* keys pass.
+    with caplog.at_level(logging.WARNING, logger="pte_rl.rollout.trl_adapter"):
+        for _ in range(2):
+            trainer._log_metric("pte/mean", 999.0)
+            trainer._log_metric("accuracy", 0.0)
+        trainer._log_metric("reward/pte_penalty_mean", -0.25)
+    assert logged[len(metrics):] == [("reward/pte_penalty_mean", -0.25)]
+    assert caplog.text.count("'pte/mean'") == 1 and caplog.text.count("'accuracy'") == 1  # one warning per key
+    recorder.on_rollout_batch(batch()[:2], trainer)  # the next batch: the callback still logs, once per key
+    assert [v for k, v in logged if k == "pte/mean"] == [284.125, (246.5 + 120) / 2]
+    assert all(map(produced_here, metrics)) and not any(map(produced_here, ["reward/a", "rewards/b/mean", "kl"]))
     recorder.on_log(None, state(1), None, logs={"pte/mean": 284.125})
     assert read_lines(tmp_path / "metrics.jsonl") == [{"step": 1, "pte/mean": 284.125}]  # not added twice
 
 
 def test_only_the_main_process_writes(tmp_path, no_patterns):
-    recorder = MetricsRecorder(tmp_path, cost_model=MODEL)
+    recorder = LocalMetricsCallback(tmp_path, cost_model=MODEL)
     recorder.on_train_begin(None, state(0, main=False), None)
     recorder.on_rollout_batch(batch())
     recorder.on_log(None, state(1, main=False), None, logs={"reward": 1.0})
@@ -295,16 +288,15 @@ def test_only_the_main_process_writes(tmp_path, no_patterns):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_resume_drops_lines_after_the_checkpoint(tmp_path):
+def test_resume_drops_lines_after_the_checkpoint(tmp_path, caplog):
     metrics = tmp_path / "metrics.jsonl"
-    metrics.write_text(
-        "".join(json.dumps({"step": s, "reward": s / 10}) + "\n" for s in range(1, 6)) + '{"step": 6, "rew'
-    )  # a line cut by the kill
-    (tmp_path / "samples.jsonl").write_text(
-        "".join(json.dumps({"step": s, "id": str(s)}) + "\n" for s in (2, 4))
-    )
-    recorder = MetricsRecorder(tmp_path, cost_model=MODEL)
-    recorder.on_train_begin(None, state(3), None)  # resumed from checkpoint-3
+    # Steps 1..5, then a line cut by the kill (line 6).
+    metrics.write_text("".join(json.dumps({"step": s, "reward": s / 10}) + "\n" for s in range(1, 6)) + '{"step": 6')
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps({"step": s, "id": str(s)}) + "\n" for s in (2, 4)))
+    recorder = LocalMetricsCallback(tmp_path, cost_model=MODEL)
+    with caplog.at_level(logging.WARNING, logger="pte_rl.training.tracking"):
+        recorder.on_train_begin(None, state(3), None)  # resumed from checkpoint-3
+    assert f"{metrics}:6: not a JSON object" in caplog.text  # read through pte_rl.pricing.jsonl.read_jsonl
     assert [line["step"] for line in read_lines(metrics)] == [1, 2, 3]
     assert [line["step"] for line in read_lines(tmp_path / "samples.jsonl")] == [2]
     recorder.on_log(None, state(4), None, logs={"reward": 0.9})
@@ -313,16 +305,8 @@ def test_resume_drops_lines_after_the_checkpoint(tmp_path):
 
 
 def test_pattern_plots_and_eval_keys(tmp_path):
-    records = [
-        {
-            "step": s,
-            "patterns/confirmatory_rate": 0.5 / s,
-            "patterns/confirmatory_cost_multiplier": 2.0,
-            "eval_pte/mean": 3.0,
-            "note": "text",
-        }
-        for s in (1, 2, 3)
-    ]
+    records = [{"step": s, "patterns/confirmatory_rate": 0.5 / s, "patterns/confirmatory_cost_multiplier": 2.0,
+                "eval_pte/mean": 3.0, "note": "text"} for s in (1, 2, 3)]
     from pte_rl.training.plots import training_plots
 
     written = training_plots(records, tmp_path / "plots")
@@ -334,13 +318,9 @@ def test_pattern_plots_and_eval_keys(tmp_path):
 def test_local_metrics_callback_is_a_trainer_callback(tmp_path, no_patterns):
     from transformers.trainer_callback import CallbackHandler, TrainerCallback, TrainerControl, TrainerState
 
-    from pte_rl.training.tracking import LocalMetricsCallback
-
     assert issubclass(LocalMetricsCallback, TrainerCallback)
     callback = LocalMetricsCallback(tmp_path, cost_model=MODEL)
-    handler = CallbackHandler(
-        [callback], model=None, processing_class=None, optimizer=None, lr_scheduler=None
-    )
+    handler = CallbackHandler([callback], model=None, processing_class=None, optimizer=None, lr_scheduler=None)
     args = SimpleNamespace(output_dir=str(tmp_path))
     train_state, control = TrainerState(), TrainerControl()
     handler.on_train_begin(args, train_state, control)
@@ -395,27 +375,12 @@ trainer.train(resume_from_checkpoint=str(out / "checkpoint-2") if resume else No
 def test_trainer_run_without_a_key_logs_offline_and_resumes(tmp_path):
     """A real transformers Trainer with report_to=wandb and no key: offline W&B run, metrics.jsonl, plots;
     a resumed run rewrites the steps after its checkpoint instead of repeating them."""
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "NETRC"}
-    # A fresh HOME without a W&B key; matplotlib keeps its font cache (building one takes minutes).
-    env.update(
-        HOME=str(home),
-        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
-        MPLCONFIGDIR=os.environ.get("MPLCONFIGDIR") or str(Path.home() / ".cache" / "matplotlib"),
-    )
-    out = tmp_path / "run"
+    out, env = tmp_path / "run", keyless_env(tmp_path)
 
     def train(resume: bool) -> None:
         result = subprocess.run(
             [sys.executable, "-c", TRAINER_SCRIPT, str(out), "4", "resume" if resume else "fresh"],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=1500,
-            check=False,
-        )
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1500, check=False)
         assert result.returncode == 0, result.stderr[-4000:]
 
     train(resume=False)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 from pte_rl.rewards import (
     METHODS,
     BudgetReference,
@@ -16,14 +17,13 @@ from pte_rl.rewards import (
     KimiLengthReward,
     LinearCallPenalty,
     LinearTokenPenalty,
-    normalized_cost,
     OTCToolReward,
+    normalized_cost,
     otc_tool_score,
     penalty_term,
     solved_groups,
     utility,
 )
-from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 NAN = float("nan")
 
@@ -270,7 +270,7 @@ group_rows = st.lists(
 
 
 def _utilities(rows, method, gate, combine, weight):
-    groups, costs, correct = zip(*rows)
+    groups, costs, correct = zip(*rows, strict=True)
     options = {"budget": 1000.0} if method in ("budget", "log_budget") else {}
     if method in ("group_rank", "group_zscore") and gate == "all":
         options["among"] = "all"

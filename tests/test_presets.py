@@ -7,10 +7,10 @@ import pickle
 import pytest
 import yaml
 
-from pte_rl.rewards import PresetError, available_presets, load_preset
-from pte_rl.rewards.loader import BUILTIN_PRESETS_DIR
 from pte_rl.pricing.cost import CostModel
 from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
+from pte_rl.rewards import PresetError, available_presets, load_preset
+from pte_rl.rewards.loader import BUILTIN_PRESETS_DIR
 
 EXPECTED = {"correctness", "pte", "tokens", "tool_calls", "dapo_overlong", "kimi_length"}
 GAMMA = 0.01
@@ -59,7 +59,7 @@ def test_every_preset_loads_runs_and_pickles(name):
     yaml.safe_dump(resolved)  # plain data: saved with the run
     batch = _batch()
     columns = [f(**batch) for f in funcs]
-    totals = [sum(w * col[i] for w, col in zip(weights, columns)) for i in range(6)]
+    totals = [sum(w * col[i] for w, col in zip(weights, columns, strict=True)) for i in range(6)]
     if resolved["ordering"] == "strict":
         assert resolved["ordering_margin"] > 0
         assert min(totals[:3]) > max(totals[3:])  # every correct rollout outranks every incorrect one
@@ -133,7 +133,8 @@ def test_context_fills_only_what_the_preset_leaves_open(tmp_path):
 
 @pytest.mark.parametrize("key", ["gamma", "cache", "attention", "delta"])
 def test_pricing_is_not_a_preset_option(tmp_path, key):
-    path = _write(tmp_path, f"rewards:\n  c: {{function: correctness}}\n  p:\n    function: pte\n    options:\n      {key}: 1\n")
+    text = f"rewards:\n  c: {{function: correctness}}\n  p:\n    function: pte\n    options:\n      {key}: 1\n"
+    path = _write(tmp_path, text)
     with pytest.raises(PresetError, match=f"recipe config's pricing.{key}") as info:
         load_preset(path, cost_model=COST)
     assert (info.value.source, info.value.line, info.value.field) == (str(path), 6, f"rewards.p.options.{key}")

@@ -13,10 +13,11 @@ import pytest
 import yaml
 
 from pte_rl.cli import main
+from pte_rl.errors import InputError
 from pte_rl.pricing.jsonl import write_trajectories
+from pte_rl.pricing.trajectory import Trajectory, Turn
 from pte_rl.studies.report import _curves, build_report, load_run
 from pte_rl.studies.seed_stats import stats
-from pte_rl.pricing.trajectory import Trajectory, Turn
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -28,19 +29,19 @@ def make_run(
     seed: int,
     evaluation: dict | None,
     *,
-    overrides=(),
+    overrides: dict | None = None,
     start: dict | None = None,
     steps: list[dict] | None = None,
     trajectories=None,
 ) -> Path:
     run = root / name
     run.mkdir(parents=True)
-    config = {
-        "reward_preset": preset,
+    config = {  # the shape the recipe saves (pte_rl.training.config), gamma and delta resolved
+        "reward": {"preset": preset, "overrides": dict(overrides or {})},
         "seed": seed,
-        "reward_overrides": list(overrides),
         "run_name": name,
-        "gamma": 0.01,
+        "pricing": {"gamma": 0.01, "hardware": "h100_pcie", "mode": "paper", "cache": "evict",
+                    "attention": "paper", "delta": 0.0},
     }
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     if evaluation is not None:
@@ -123,7 +124,7 @@ def runs(tmp_path, no_patterns) -> Path:
         "pte",
         0,
         None,
-        overrides=["pte.weight=0.9"],
+        overrides={"pte.weight": 0.9},
         trajectories=[traj(100, 10, True), traj(20, 10, False)],
     )
     return root
@@ -222,8 +223,10 @@ def test_without_the_baseline_the_changes_are_left_out(runs, tmp_path):
             "missing eval/summary.json and eval/trajectories.jsonl",
         ),
         (lambda run: (run / "metrics.jsonl").write_text('{"step": 1}\n{"step": \n'), "metrics.jsonl:2"),
-        (lambda run: (run / "config.yaml").write_text("seed: 0\n"), "field 'reward_preset'"),
-        (lambda run: (run / "config.yaml").write_text("reward_preset: pte\nseed: zero\n"), "field 'seed'"),
+        (lambda run: (run / "config.yaml").write_text("seed: 0\n"), "field 'reward.preset'"),
+        (lambda run: (run / "config.yaml").write_text("reward: {preset: pte}\nseed: zero\n"), "field 'seed'"),
+        (lambda run: (run / "config.yaml").write_text("reward: {preset: pte, overrides: [a=1]}\nseed: 0\n"),
+         "field 'reward.overrides'"),
     ],
 )
 def test_bad_run_dirs_exit_2_naming_the_file(runs, tmp_path, capsys, damage, message):
@@ -236,9 +239,27 @@ def test_bad_run_dirs_exit_2_naming_the_file(runs, tmp_path, capsys, damage, mes
 
 def test_recomputing_needs_gamma(tmp_path, capsys):
     run = make_run(tmp_path, "x", "pte", 0, None, trajectories=[traj(10, 1, True)])
-    (run / "config.yaml").write_text("reward_preset: pte\nseed: 0\n")
+    (run / "config.yaml").write_text("reward: {preset: pte}\nseed: 0\npricing: {gamma: null}\n")
     assert main(["report", str(run), "--out", str(tmp_path / "r")]) == 2
-    assert "field 'gamma'" in capsys.readouterr().err
+    assert f"{run / 'config.yaml'}: field 'pricing.gamma'" in capsys.readouterr().err
+
+
+def test_recomputing_prices_with_the_saved_pricing(tmp_path, no_patterns):
+    """The run's saved gamma, delta and cache policy, through pte_rl.pricing.resolve."""
+    from pte_rl.studies.report import cost_model_from_config
+
+    run = make_run(tmp_path, "x", "pte", 0, None, trajectories=[traj(100, 10, True), traj(20, 10, False)])
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["pricing"].update(delta=1.0, cache="reuse")
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    model = cost_model_from_config(config, run / "config.yaml")
+    assert (model.gamma, model.delta, model.cache, model.attention) == (0.01, 1.0, "reuse", "paper")
+    # One turn each: prefill 100 and 20, decode 0.01 * C * 10 = 10 and 2, delta 1.0 * 10 each: 120 and 32.
+    assert load_run(run).eval["pte_mean"] == pytest.approx(76.0)
+    config["pricing"]["cache"] = "lru"
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError, match="field 'cache': expected one of evict, reuse, measured"):
+        load_run(run)
 
 
 def test_paired_by_seed_by_hand(runs, tmp_path):

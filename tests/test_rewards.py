@@ -11,6 +11,7 @@ import pytest
 from conftest import count_tokens
 
 from pte_rl.pricing.cost import CostModel, pte
+from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 from pte_rl.rewards import (
     CorrectnessReward,
     CostPenalty,
@@ -22,7 +23,6 @@ from pte_rl.rewards import (
     PTEPenalty,
 )
 from pte_rl.rewards.records import trajectories
-from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 
 
 def exact_match(text: str, truth) -> bool:
@@ -173,7 +173,7 @@ def test_pte_penalty_hand_table_and_logs():
 def test_weighted_sum_is_the_documented_utility():
     correctness = call(CorrectnessReward())
     penalty = call(PTEPenalty(gamma=0.01))
-    total = [c + 0.5 * p for c, p in zip(correctness, penalty)]  # TRL's sum with weights [1, 0.5]
+    total = [c + 0.5 * p for c, p in zip(correctness, penalty, strict=True)]  # TRL's sum with weights [1, 0.5]
     assert total == pytest.approx([1.0, 1 - 0.5 * 165 / 320.000001, 0.0, 1 - 0.5 * 320 / 320.000001])
 
 
@@ -309,9 +309,9 @@ COMPLETION = [
 
 
 def test_rebuild_matches_the_engine_token_by_token(tokenizer):
-    render = lambda messages, gen: tokenizer.apply_chat_template(
-        messages, tools=TOOLS, tokenize=False, add_generation_prompt=gen
-    )
+    def render(messages, gen):
+        return tokenizer.apply_chat_template(messages, tools=TOOLS, tokenize=False, add_generation_prompt=gen)
+
     # What an engine fed and got, counted independently of the tokenizer (conftest.count_tokens):
     context_0 = count_tokens(render(PROMPT, True))
     decode_0 = count_tokens(render(PROMPT + [CALL], False)) - context_0

@@ -57,8 +57,8 @@ def _scripted_grpo(tmp_path, monkeypatch):
 def test_grpo_step_with_rollout_func(tmp_path, monkeypatch):
     from trl import GRPOTrainer
 
-    from pte_rl.rollout.trl_driver import make_rollout_func
     from pte_rl.pricing.trajectory import Trajectory
+    from pte_rl.rollout.trl_driver import make_rollout_func
 
     tokenizer, model_dir, env, args = _scripted_grpo(tmp_path, monkeypatch)
     seen: dict = {}
@@ -86,7 +86,8 @@ def test_grpo_step_with_rollout_func(tmp_path, monkeypatch):
     assert logged["completions/mean_length"] == pytest.approx(sum(model_tokens) / 4)
     assert logged["reward"] == pytest.approx(1.0)
     six = by_task["six-seven"]
-    assert max(len(c) for c in seen["completion_ids"]) == six.turns[0].decode_tokens + six.turns[0].tool_tokens + six.turns[1].decode_tokens
+    longest = six.turns[0].decode_tokens + six.turns[0].tool_tokens + six.turns[1].decode_tokens
+    assert max(len(c) for c in seen["completion_ids"]) == longest
 
 
 def test_floor_correct_advantages_by_hand():
@@ -110,9 +111,9 @@ def test_floor_correct_advantages_by_hand():
 def test_grpo_step_with_a_floor_under_correct_advantages(tmp_path, monkeypatch):
     """A real GRPOTrainer step: every rollout is correct, a cost reward ranks them, and the costly half
     (negative advantage in plain GRPO) trains with advantage 0 instead."""
-    from pte_rl.training.trainer import grpo_trainer_class
-    from pte_rl.rollout.trl_driver import make_rollout_func
     from pte_rl.pricing.trajectory import Trajectory
+    from pte_rl.rollout.trl_driver import make_rollout_func
+    from pte_rl.training.trainer import grpo_trainer_class
 
     tokenizer, model_dir, env, args = _scripted_grpo(tmp_path, monkeypatch)
 
@@ -153,3 +154,53 @@ def test_grpo_step_with_a_floor_under_correct_advantages(tmp_path, monkeypatch):
         grpo_trainer_class(0.0)(model=str(model_dir), reward_funcs=[named_otherwise], args=args,
                                 train_dataset=env.dataset, processing_class=tokenizer,
                                 rollout_func=make_rollout_func(env))
+
+
+def test_grpo_step_logs_each_metric_once_priced_by_the_callback(tmp_path, monkeypatch):
+    """metrics.jsonl after a real GRPO step: every key of the metrics callback is that of the step's
+    trajectories priced with the callback's one cost model (cache=evict), although a reward prices PTE
+    with cache=reuse and another reward still logs pte/* and friends itself (the old second producer,
+    whose values TRL would have averaged in)."""
+    import json
+
+    from trl import GRPOTrainer
+
+    from pte_rl.pricing.cost import CostModel
+    from pte_rl.pricing.trajectory import Trajectory
+    from pte_rl.rewards import load_preset
+    from pte_rl.rollout.trl_driver import make_rollout_func
+    from pte_rl.training.metrics import batch_metrics
+    from pte_rl.training.tracking import LocalMetricsCallback, produced_here
+
+    tokenizer, model_dir, env, args = _scripted_grpo(tmp_path, monkeypatch)
+    evict, reuse = CostModel(gamma=0.01), CostModel(gamma=0.01, cache="reuse")
+    seen: list = []
+
+    def second_producer(prompts, completions, completion_ids, trajectory, log_metric, **kwargs):
+        seen.extend(trajectory)
+        for key, value in batch_metrics(trajectory, reuse).items():
+            log_metric(key, value)
+        log_metric("reward/second_producer_mean", 0.5)
+        return [0.0] * len(trajectory)
+
+    callback = LocalMetricsCallback(tmp_path / "run", cost_model=evict, plots=False)
+    preset, _, _ = load_preset("pte", cost_model=reuse, checker=env.check_answer)  # the recipe's default rewards
+    rewards = [*preset, second_producer]
+    trainer = GRPOTrainer(model=str(model_dir), reward_funcs=rewards, args=args, train_dataset=env.dataset,
+                          processing_class=tokenizer, rollout_func=callback.observe(make_rollout_func(env)),
+                          callbacks=[callback])
+    trainer.train()
+
+    line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    trajectories = [Trajectory.from_dict(t) for t in seen]
+    expected, blend = batch_metrics(trajectories, evict), batch_metrics(trajectories, reuse)
+    assert {k for k in line if produced_here(k)} == expected.keys()
+    for key, value in expected.items():
+        assert line[key] == pytest.approx(value, rel=1e-6), key  # TRL's channel carries float32
+    assert blend["pte/mean"] < expected["pte/mean"] * 0.99  # reuse prices turn 2's context once: an average differs
+    # By hand: two episodes of two turns (a calculator call, then the answer), two of one turn, all correct.
+    answer_42, answer_7 = count_tokens("\\boxed{42}") + 1, count_tokens("\\boxed{7}") + 1
+    assert (line["turns/mean"], line["accuracy"], line["tools/calls/calculator"]) == (1.5, 1.0, 0.5)
+    assert line["tokens/generated_mean"] == pytest.approx((2 * (count_tokens(CALL) + 1 + answer_42) + 2 * answer_7) / 4)
+    assert line["reward/second_producer_mean"] == 0.5
+    assert all(any(k.startswith(f"reward/{f.__name__}_") for k in line) for f in preset)  # theirs pass

@@ -2,9 +2,13 @@
 
     pte-rl ablate --presets pte,correctness,tokens,tool_calls --seeds 0,1,2 --out runs/ablate
     pte-rl ablate --presets pte --weights 0.5,0.9 --seeds 0,1,2 --out runs/ablate -- --max_steps 60
+    pte-rl ablate ... -- --env.options.n_train 500 --eval.n 50    # the recipe's own overrides
     pte-rl ablate ... --dry-run          # print the command lines only
 
-Arguments after ``--`` go to every recipe run unchanged (TRL-style ``--key value`` overrides).
+Arguments after ``--`` go to every recipe run unchanged, in the recipe's syntax (``--key value``,
+dotted for its sections: pte_rl.training.config); an old or unknown dotted key among them ends the
+ablation before any run starts (exit status 2). The grid itself (``--presets``, ``--weights``,
+``--seeds``) sets ``--reward.preset``, ``--reward.overrides.<penalty>.weight`` and ``--seed``.
 See pte_rl/studies/ablate.py for run names, skipping, resuming and locking.
 """
 
@@ -14,8 +18,8 @@ import argparse
 import shlex
 from pathlib import Path
 
-from pte_rl.studies.ablate import plan_runs, run_ablation
 from pte_rl.cli import CLIError
+from pte_rl.studies.ablate import plan_runs, run_ablation
 
 DEFAULT_PRESETS = "pte,correctness,tokens,tool_calls"
 RECIPE = Path("recipes") / "grpo_pte.py"
@@ -47,6 +51,19 @@ def default_recipe() -> str:
     if RECIPE.is_file():
         return str(RECIPE)
     return str(Path(__file__).resolve().parent.parent.parent / RECIPE)
+
+
+def check_recipe_arguments(extra: list[str]) -> None:
+    """An old or unknown dotted recipe key after ``--`` raises before any run starts (flat keys are
+    left to the recipe, which checks them against TRL's GRPOConfig)."""
+    from pte_rl.training.config import check_key
+
+    for token in extra:
+        key = token[2:].partition("=")[0] if token.startswith("--") else ""
+        if key and key != "config":
+            check_key(key, "command line (after --)")
+        if key in ("reward.preset", "seed", "output_dir", "run_name"):
+            raise CLIError(f"command line (after --): --{key} is set by the grid of pte-rl ablate itself")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -89,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         extra = extra[1:]
     elif extra:
         raise CLIError(f"unexpected arguments {extra}; put recipe arguments after `--`")
+    check_recipe_arguments(extra)
     weight_keys = {}
     for item in args.weight_key:
         preset, sep, key = item.partition("=")

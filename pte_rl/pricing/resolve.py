@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -50,25 +51,29 @@ class PricingConfig:
     """kv_bytes mode: the context length at which sliding-window layers are priced."""
 
 
-def check_pricing(pricing: PricingConfig, source: str = "pricing") -> None:
-    """Raise InputError naming ``source`` and the field for a value no price can be made of."""
+def check_pricing(pricing: PricingConfig, source: str | Callable[[str], str] = "pricing",
+                  prefix: str = "") -> None:
+    """Raise InputError for a value no price can be made of, naming where it was set and the field.
+
+    ``source`` is a label, or a function of the field's dotted name (``prefix + name``) giving one.
+    """
+    def fail(name: str, expected: str) -> InputError:
+        where = source(prefix + name) if callable(source) else source
+        return InputError(f"{where}: field '{prefix}{name}': {expected}, got {getattr(pricing, name)!r}")
+
     for name in ("gamma", "delta"):
         value = getattr(pricing, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
                                   or not math.isfinite(value) or value < 0):
-            raise InputError(f"{source}: field '{name}': expected a finite non-negative number or null, "
-                             f"got {value!r}")
+            raise fail(name, "expected a finite non-negative number or null")
     for name, allowed in (("mode", GAMMA_MODES), ("cache", CACHE_POLICIES), ("attention", ATTENTION_MODES)):
         if getattr(pricing, name) not in allowed:
-            raise InputError(f"{source}: field '{name}': expected one of {', '.join(allowed)}, "
-                             f"got {getattr(pricing, name)!r}")
-    if isinstance(pricing.context_tokens, bool) or not isinstance(pricing.context_tokens, int) \
-            or pricing.context_tokens <= 0:
-        raise InputError(f"{source}: field 'context_tokens': expected a positive integer, "
-                         f"got {pricing.context_tokens!r}")
+            raise fail(name, f"expected one of {', '.join(allowed)}")
+    context = pricing.context_tokens
+    if isinstance(context, bool) or not isinstance(context, int) or context <= 0:
+        raise fail("context_tokens", "expected a positive integer")
     if pricing.dtype_bytes is not None and (not isinstance(pricing.dtype_bytes, int) or pricing.dtype_bytes <= 0):
-        raise InputError(f"{source}: field 'dtype_bytes': expected a positive integer or null, "
-                         f"got {pricing.dtype_bytes!r}")
+        raise fail("dtype_bytes", "expected a positive integer or null")
 
 
 def resolve_pricing(pricing: PricingConfig, model_config: str | os.PathLike | dict | None = None,

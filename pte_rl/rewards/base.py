@@ -102,7 +102,8 @@ class GroupReward:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"name: expected a non-empty string, got {name!r}")
-        if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1):
+        bad_size = isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1
+        if group_size is not None and bad_size:
             raise ValueError(f"group_size: expected a positive int or None, got {group_size!r}")
         if not isinstance(group_by, str):
             raise ValueError(f"group_by: expected 'auto' or a column name, got {group_by!r}")

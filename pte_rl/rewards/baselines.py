@@ -176,7 +176,7 @@ class LinearPenalty(GroupReward):
     def score(self, samples: list[Sample]) -> tuple[list[float | None], Metrics]:
         rewards: list[float | None] = []
         factors = gate_factors([s.correct for s in samples], self.gate, group_ids=[s.group for s in samples])
-        for s, factor in zip(samples, factors):
+        for s, factor in zip(samples, factors, strict=True):
             if factor == 0.0:
                 rewards.append(0.0)
             elif math.isnan(factor) or not math.isfinite(s.cost):

@@ -150,13 +150,13 @@ def _factory_error(
 def bounds_of(func: Any) -> tuple[tuple[float, float], tuple[float, float]] | None:
     """``func.bounds()`` when it has one, else None (unbounded)."""
     bounds = getattr(func, "bounds", None)
-    return bounds() if callable(bounds) else None  # type: ignore[no-any-return]
+    return bounds() if callable(bounds) else None
 
 
 def ordering_margin(funcs: Sequence[Any], weights: Sequence[float]) -> float:
     """``min reward of a correct rollout - max reward of an incorrect one`` over the weighted sum of the
     rewards that declare bounds."""
-    pairs = [(bounds_of(f), w) for f, w in zip(funcs, weights) if w]
+    pairs = [(bounds_of(f), w) for f, w in zip(funcs, weights, strict=True) if w]
     low_correct = sum(w * b[0][0] for b, w in pairs if b is not None)
     high_incorrect = sum(w * b[1][1] for b, w in pairs if b is not None)
     return float(low_correct - high_incorrect)
@@ -184,7 +184,9 @@ def check_preset(preset: Preset, funcs: list[Callable[..., Any]], weights: list[
     return margin
 
 
-def resolved_config(preset: Preset, entries: list[Entry], margin: float, cost_model: CostModel | None) -> dict[str, Any]:
+def resolved_config(
+    preset: Preset, entries: list[Entry], margin: float, cost_model: CostModel | None
+) -> dict[str, Any]:
     """The preset after overrides, every option filled in: plain data, saved with the run."""
     rewards: dict[str, Any] = {}
     for e in entries:

@@ -72,7 +72,7 @@ class CorrectnessReward(GroupReward):
 
     def score(self, samples: list[Sample]) -> tuple[list[float | None], Metrics]:
         name = self.__name__
-        metrics = {
+        metrics: Metrics = {
             f"reward/{name}_empty": float(sum(s.status == "empty" for s in samples)),
             f"reward/{name}_unfinished": float(sum(s.status == "unfinished" for s in samples)),
         }
@@ -195,7 +195,7 @@ class CostPenalty(GroupReward):
         return (-1.0, 0.0), ((-1.0 if incorrect_penalised else 0.0), 0.0)
 
     def config(self) -> dict[str, Any]:
-        out = {"cost": self.measure, "method": self.method, "gate": self.gate, "combine": self.combine}
+        out: dict[str, Any] = {"cost": self.measure, "method": self.method, "gate": self.gate, "combine": self.combine}
         if self.method in GROUP_METHODS:
             out["among"] = self.among
         else:

@@ -77,11 +77,12 @@ class BudgetReference:
         self.decay = float(decay)
         self.values: dict[Hashable, float] = {}
 
-    def update(self, task_ids: Sequence[Hashable], costs: Sequence[float], correct: Sequence[Any]) -> None:
+    def update(self, task_ids: Sequence[Hashable], costs: Sequence[float | None], correct: Sequence[Any]) -> None:
         sums: dict[Hashable, list[float]] = {}
-        for task, cost, ok in zip(task_ids, costs, correct):
-            if _success(ok) and _valid_cost(cost):
-                sums.setdefault(task, []).append(float(cost))
+        for task, cost, ok in zip(task_ids, costs, correct, strict=True):
+            value = _as_cost(cost)
+            if _success(ok) and value is not None:
+                sums.setdefault(task, []).append(value)
         for task, values in sums.items():
             mean = sum(values) / len(values)
             old = self.values.get(task)
@@ -108,6 +109,11 @@ def _valid_cost(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return math.isfinite(x) and x >= 0.0
+
+
+def _as_cost(value: Any) -> float | None:
+    """``value`` as a cost (finite, non-negative), else None."""
+    return float(value) if _valid_cost(value) else None
 
 
 def _phi(z: float) -> float:
@@ -159,10 +165,16 @@ def normalized_cost(
     return _budget_penalty(costs, correct, group_ids, method, **options)
 
 
-def _group_penalty(costs, correct, group_ids, method: str, among: str) -> list[float]:
+def _group_penalty(
+    costs: Sequence[float | None],
+    correct: Sequence[Any],
+    group_ids: Sequence[Hashable],
+    method: str,
+    among: str,
+) -> list[float]:
     out = [NAN] * len(costs)
     members: dict[Hashable, list[int]] = {}
-    for i, (cost, ok, group) in enumerate(zip(costs, correct, group_ids)):
+    for i, (cost, ok, group) in enumerate(zip(costs, correct, group_ids, strict=True)):
         if among == "correct":
             if ok is None or _isnan(ok):
                 continue  # unknown membership: NaN
@@ -172,31 +184,31 @@ def _group_penalty(costs, correct, group_ids, method: str, among: str) -> list[f
         if _valid_cost(cost):
             members.setdefault(group, []).append(i)
     for indices in members.values():
-        values = [float(costs[i]) for i in indices]
+        values = [float(costs[i]) for i in indices]  # type: ignore[arg-type]  # valid costs only
         if method == "group_success_minmax":
             low, high = min(values), max(values)
-            for i, x in zip(indices, values):
+            for i, x in zip(indices, values, strict=True):
                 out[i] = (x - low) / (high - low + MINMAX_EPS)
         elif method == "group_rank":
-            for i, x in zip(indices, values):
+            for i, x in zip(indices, values, strict=True):
                 out[i] = 0.0 if len(values) < 2 else sum(v < x for v in values) / (len(values) - 1)
         else:
             logs = [math.log1p(x) for x in values]
             mean = sum(logs) / len(logs)
             std = math.sqrt(sum((y - mean) ** 2 for y in logs) / len(logs))
-            for i, y in zip(indices, logs):
+            for i, y in zip(indices, logs, strict=True):
                 out[i] = 0.0 if len(logs) < 2 or std < ZSCORE_MIN_STD else _phi((y - mean) / std)
     return out
 
 
 def _budget_penalty(
-    costs,
-    correct,
-    group_ids,
+    costs: Sequence[float | None],
+    correct: Sequence[Any],
+    group_ids: Sequence[Hashable],
     method: str,
     budget: float | None = None,
     reference: BudgetReference | None = None,
-    task_ids=None,
+    task_ids: Sequence[Hashable] | None = None,
     cap: float = 10.0,
 ) -> list[float]:
     if budget is not None and (isinstance(budget, bool) or not _valid_cost(budget) or float(budget) <= 0):
@@ -212,9 +224,10 @@ def _budget_penalty(
     if reference is not None:
         reference.update(tasks, costs, correct)
         fallback: dict[Hashable, list[float]] = {}
-        for task, cost in zip(tasks, costs):
-            if _valid_cost(cost):
-                fallback.setdefault(task, []).append(float(cost))
+        for task, cost in zip(tasks, costs, strict=True):
+            value = _as_cost(cost)
+            if value is not None:
+                fallback.setdefault(task, []).append(value)
         for task in set(tasks):
             ref = reference.get(task)
             if ref is None:
@@ -226,14 +239,15 @@ def _budget_penalty(
             if ref is not None and ref > 0:
                 budgets[task] = ref
     out = []
-    for cost, task in zip(costs, tasks):
-        b = budgets.get(task) if reference is not None else float(budget)
-        if not _valid_cost(cost) or b is None:
+    for cost, task in zip(costs, tasks, strict=True):
+        b = budgets.get(task) if reference is not None else float(budget or 0.0)  # budget set: checked above
+        x = _as_cost(cost)
+        if x is None or b is None:
             out.append(NAN)
         elif method == "budget":
-            out.append(min(1.0, float(cost) / b))
+            out.append(min(1.0, x / b))
         else:
-            out.append(min(1.0, math.log1p(float(cost) / b) / math.log1p(float(cap))))
+            out.append(min(1.0, math.log1p(x / b) / math.log1p(float(cap))))
     return out
 
 
@@ -269,7 +283,7 @@ def solved_groups(correct: Sequence[Any], group_ids: Sequence[Hashable]) -> set[
         raise ValueError(
             f"correct and group_ids must have the same length, got {len(correct)}, {len(group_ids)}"
         )
-    failed = {g for ok, g in zip(correct, group_ids) if ok is None or _isnan(ok) or not _success(ok)}
+    failed = {g for ok, g in zip(correct, group_ids, strict=True) if ok is None or _isnan(ok) or not _success(ok)}
     return set(group_ids) - failed
 
 
@@ -294,7 +308,7 @@ def gate_factors(
     factors = []
     for i, ok in enumerate(correct):
         factor = gate_factor(ok, gate, combine)
-        if solved is not None and not math.isnan(factor) and group_ids[i] not in solved:
+        if solved is not None and group_ids is not None and not math.isnan(factor) and group_ids[i] not in solved:
             factor = 0.0
         factors.append(factor)
     return factors
@@ -344,5 +358,5 @@ def utility(
         raise ValueError(f"weight: expected a number in {bound}, got {weight!r}")
     terms = penalty_term(penalty, correct, gate, combine, group_ids)
     return [
-        NAN if ok is None or _isnan(ok) else float(ok) - weight * term for ok, term in zip(correct, terms)
+        NAN if ok is None or _isnan(ok) else float(ok) - weight * term for ok, term in zip(correct, terms, strict=True)
     ]

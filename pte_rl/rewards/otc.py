@@ -88,13 +88,7 @@ class OTCToolReward(GroupReward):
         tool_scores: list[float] = []
         solved = solved_groups([s.correct for s in samples], [s.group for s in samples])
         for group, indices in groups_of(samples).items():
-            winners = [
-                samples[i].cost
-                for i in indices
-                if samples[i].correct is not None
-                and samples[i].correct >= 0.5
-                and math.isfinite(samples[i].cost)
-            ]
+            winners = [samples[i].cost for i in indices if _success(samples[i]) and math.isfinite(samples[i].cost)]
             optimal = min(winners) if winners else None
             for i in indices:
                 s = samples[i]
@@ -131,3 +125,7 @@ class OTCToolReward(GroupReward):
             "gate": self.gate,
             **super().config(),
         }
+
+
+def _success(sample: Sample) -> bool:
+    return sample.correct is not None and sample.correct >= 0.5

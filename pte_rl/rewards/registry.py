@@ -23,8 +23,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from pte_rl.rewards.baselines import DAPOOverlongReward, KimiLengthReward, LinearCallPenalty, LinearTokenPenalty
 from pte_rl.rewards.base import COMMON_OPTIONS, GroupReward
+from pte_rl.rewards.baselines import DAPOOverlongReward, KimiLengthReward, LinearCallPenalty, LinearTokenPenalty
 from pte_rl.rewards.functions import CorrectnessReward, CostPenalty, PTEPenalty
 from pte_rl.rewards.otc import OTCToolReward
 

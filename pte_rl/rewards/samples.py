@@ -104,7 +104,8 @@ def batch_samples(
         rows: list[Row | None] = [None] * len(trajs)
         if _needs_columns(spec, trajs):
             rows = list(gather_batch(local_rows(spec, prompts, completions, completion_ids, kwargs, None))[0])
-        return [_sample(spec, i, traj, row, True) for i, (traj, row) in enumerate(zip(trajs, rows))], offset
+        pairs = enumerate(zip(trajs, rows, strict=True))
+        return [_sample(spec, i, traj, row, True) for i, (traj, row) in pairs], offset
     rebuilt = None
     if spec.measure not in (None, "completion_tokens"):
         rebuilt, source = records.trajectories(prompts, completions, completion_ids, kwargs, spec.tokenizer, spec.tools)

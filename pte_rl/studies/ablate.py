@@ -2,8 +2,10 @@
 
 Run ``r`` is ``<preset>[-w<weight>]-s<seed>`` and trains with
 
-    PYTHON RECIPE --config CONFIG --reward_preset P --seed S --output_dir OUT/r --run_name r
-                  [--reward_overrides <key>=<weight>] [--resume_from_checkpoint OUT/r/checkpoint-N] EXTRA...
+    PYTHON RECIPE --config CONFIG --reward.preset P --seed S --output_dir OUT/r --run_name r
+                  [--reward.overrides.<key> <weight>] [--resume_from_checkpoint OUT/r/checkpoint-N] EXTRA...
+
+(EXTRA: the recipe's own ``--key value`` overrides, dotted for its sections, passed through unchanged.)
 
 A run whose ``eval/summary.json`` exists is complete and skipped; one with a ``checkpoint-N``
 directory (the highest N holding ``trainer_state.json``) resumes from it. A weight applies to the
@@ -141,10 +143,10 @@ def recipe_command(spec: RunSpec, *, out: Path, recipe: str, config: str | None,
     command = [*(launcher or [sys.executable]), recipe]
     if config:
         command += ["--config", config]
-    command += ["--reward_preset", spec.preset, "--seed", str(spec.seed), "--output_dir", str(run_dir),
+    command += ["--reward.preset", spec.preset, "--seed", str(spec.seed), "--output_dir", str(run_dir),
                 "--run_name", spec.name]
-    for override in spec.overrides:
-        command += ["--reward_overrides", override]
+    if spec.weight is not None:
+        command += [f"--reward.overrides.{spec.weight_key}", f"{spec.weight:g}"]
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is not None:
         command += ["--resume_from_checkpoint", str(checkpoint)]

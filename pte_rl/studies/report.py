@@ -2,7 +2,7 @@
 
 Each run directory (as ``recipes/grpo_pte.py`` writes it) holds::
 
-    config.yaml                 the resolved config: reward_preset, reward_overrides, seed, gamma, ...
+    config.yaml                 the resolved config: reward.preset, reward.overrides, seed, pricing, ...
     metrics.jsonl               per-step training metrics (optional: without it, no training curves)
     eval/summary.json           held-out evaluation after training (see :func:`pte_rl.training.metrics.eval_summary`)
     eval/trajectories.jsonl     its trajectories (interchange format); used when summary.json is absent
@@ -41,9 +41,10 @@ from typing import Any
 
 from pte_rl.errors import InputError
 from pte_rl.pricing.cost import CostModel
-from pte_rl.pricing.jsonl import FormatError, read_trajectories, write_atomic
-from pte_rl.training.metrics import batch_metrics, eval_summary
+from pte_rl.pricing.jsonl import FormatError, read_jsonl, read_trajectories, write_atomic
+from pte_rl.pricing.resolve import PricingConfig, resolve_pricing
 from pte_rl.studies.seed_stats import interval, stats
+from pte_rl.training.metrics import eval_summary
 
 # Columns of the main table: (summary key, heading, decimals).
 EVAL_COLUMNS = (
@@ -82,30 +83,21 @@ def _read_json(path: Path) -> dict:
 
 def _read_metrics(path: Path) -> list[dict]:
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise FormatError(str(path), line_no, "<line>", f"expected valid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict) or not isinstance(record.get("step"), int | float):
-                raise FormatError(str(path), line_no, "step", "expected an object with a numeric 'step'")
-            records.append(record)
+    for line_no, record in read_jsonl(path):
+        if not isinstance(record.get("step"), int | float):
+            raise FormatError(str(path), line_no, "step", "expected an object with a numeric 'step'")
+        records.append(record)
     return records
 
 
 def cost_model_from_config(config: dict, path: Path) -> CostModel:
-    """The run's cost model: ``gamma`` (+ optional ``pte_cache``, ``pte_attention``, ``pte_delta``)."""
-    if not isinstance(config.get("gamma"), int | float):
-        raise FormatError(str(path), None, "gamma", "expected a number (to price eval/trajectories.jsonl)")
-    try:
-        return CostModel(gamma=float(config["gamma"]), cache=config.get("pte_cache", "evict"),
-                         attention=config.get("pte_attention", "paper"),
-                         delta=float(config.get("pte_delta", 0.0)))
-    except ValueError as exc:
-        raise FormatError(str(path), None, "gamma/pte_cache/pte_attention/pte_delta", str(exc)) from exc
+    """The run's cost model from its saved ``pricing`` section (gamma and delta resolved when it ran),
+    through the one resolver, :func:`pte_rl.pricing.resolve.resolve_pricing`."""
+    pricing = config.get("pricing")
+    if not isinstance(pricing, dict) or not isinstance(pricing.get("gamma"), int | float):
+        raise FormatError(str(path), None, "pricing.gamma", "expected a number (to price eval/trajectories.jsonl)")
+    known = {k: v for k, v in pricing.items() if k in PricingConfig.__dataclass_fields__}
+    return resolve_pricing(PricingConfig(**known), source=f"{path}: pricing")[0]
 
 
 def _load_eval(directory: Path, config: dict, config_path: Path, required: bool) -> dict | None:
@@ -139,22 +131,21 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         raise FormatError(str(config_path), None, "<file>", f"expected YAML ({exc})") from exc
     if not isinstance(config, dict):
         raise FormatError(str(config_path), None, "<file>", "expected a mapping")
-    preset = config.get("reward_preset")
+    reward = config.get("reward") if isinstance(config.get("reward"), dict) else {}
+    preset = reward.get("preset")
     if not isinstance(preset, str) or not preset:
-        raise FormatError(str(config_path), None, "reward_preset", "expected a preset name or path")
+        raise FormatError(str(config_path), None, "reward.preset", "expected a preset name or path")
     if preset.endswith((".yaml", ".yml")):
         preset = Path(preset).stem
     seed = config.get("seed", (config.get("training") or {}).get("seed"))
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise FormatError(str(config_path), None, "seed", f"expected an integer, got {seed!r}")
-    overrides = config.get("reward_overrides") or []
-    if isinstance(overrides, str):
-        overrides = [overrides]
-    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-        raise FormatError(str(config_path), None, "reward_overrides", "expected a list of KEY=VALUE strings")
+    overrides = reward.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise FormatError(str(config_path), None, "reward.overrides", "expected a mapping of dotted keys to values")
     metrics_path = path / "metrics.jsonl"
     return Run(
-        path=path, preset=preset, overrides=tuple(sorted(overrides)), seed=seed,
+        path=path, preset=preset, overrides=tuple(sorted(f"{k}={v}" for k, v in overrides.items())), seed=seed,
         eval=_load_eval(path / "eval", config, config_path, required=True),
         eval_start=_load_eval(path / "eval_start", config, config_path, required=False),
         steps=_read_metrics(metrics_path) if metrics_path.exists() else [],

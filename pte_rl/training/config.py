@@ -310,7 +310,10 @@ def build_config(tree: dict, where: Callable[[str], str]) -> RecipeConfig:
         else:
             values[name] = coerce(value, hints[name], name, where)
     config = RecipeConfig(**values)
-    check_pricing(config.pricing, where("pricing"))
+    try:
+        check_pricing(config.pricing, where, prefix="pricing.")
+    except InputError as exc:
+        raise RecipeConfigError(str(exc)) from None
     return config
 
 

@@ -38,9 +38,9 @@ import numpy as np
 from transformers import TrainerCallback
 
 from pte_rl.pricing.cost import CostModel
-from pte_rl.pricing.jsonl import write_atomic
+from pte_rl.pricing.jsonl import read_jsonl, write_atomic
 from pte_rl.pricing.trajectory import Trajectory
-from pte_rl.rewards.distributed import gather_samples
+from pte_rl.rewards.distributed import gather_batch
 from pte_rl.rollout import trl_adapter
 from pte_rl.training.metrics import TABLE_COLUMNS, batch_metrics, sample_table, table_rows
 
@@ -56,7 +56,7 @@ _OWNER = "pte_rl.training.tracking.LocalMetricsCallback"
 
 __all__ = [
     "LocalMetricsCallback", "MetricsRecorder", "ObservedRollout", "batch_metrics", "init_wandb_env",
-    "produced_here", "read_jsonl_records", "sample_table", "save_resolved_config", "truncate_after",
+    "produced_here", "sample_table", "save_resolved_config", "truncate_after",
 ]
 
 
@@ -156,27 +156,14 @@ def save_resolved_config(output_dir: str | os.PathLike, config: dict) -> Path:
     return path
 
 
-def read_jsonl_records(path: Path) -> tuple[list[dict], int]:
-    """The JSON objects of a JSONL file and how many lines were unreadable (a line cut by a kill)."""
-    records, bad = [], 0
+def _read_lenient(path: Path) -> tuple[list[dict], list[int]]:
+    """The objects of a step-stamped JSONL file and the numbers of its unreadable lines (a line cut by a
+    kill); a missing file reads as empty."""
     if not path.exists():
-        return records, bad
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                bad += 1
-    return records, bad
-
-
+        return [], []
+    lines = read_jsonl(path, strict=False)
+    records = [record for _, record in lines]
+    return records, lines.skipped
 
 
 def _mean_of(dicts: Sequence[dict[str, float]]) -> dict[str, float]:
@@ -198,14 +185,14 @@ def truncate_after(path: Path, step: int) -> int:
     A run resumed from checkpoint-N repeats the steps after N, so their old lines go; a line a kill cut
     in half goes too.
     """
-    if not path.exists():
-        return 0
-    records, bad = read_jsonl_records(path)
+    records, skipped = _read_lenient(path)
     kept = [r for r in records if _number(r.get("step")) is not None and r["step"] <= step]
-    dropped = len(records) - len(kept) + bad
+    dropped = len(records) - len(kept) + len(skipped)
     if dropped:
         write_atomic(path, [json.dumps(r, ensure_ascii=False) + "\n" for r in kept])
         logger.info("%s: dropped %d line(s) after step %d (resumed run)", path, dropped, step)
+    for line in skipped:
+        logger.warning("%s:%d: not a JSON object (a line cut by a kill?); dropped", path, line)
     return dropped
 
 
@@ -254,15 +241,15 @@ class LocalMetricsCallback(TrainerCallback):
     ) -> dict[str, float]:
         """Price one rollout batch and queue its metrics and a few samples for the next log.
 
-        The batch is first gathered from every process, so each metric is that of the whole batch
-        (every process must call this for every batch: the gather is collective). With a TRL trainer
+        The batch is first gathered from every process (:func:`pte_rl.rewards.distributed.gather_batch`,
+        once per batch: the reward functions given the same records reuse it), so each metric is that
+        of the whole batch; every process must call this for every batch (the gather is collective). With a TRL trainer
         the metrics go through TRL's ``log_metric`` channel, claimed for the keys of
         :func:`produced_here`. Without one they are averaged over the batches since the last log and
         added to its metrics.jsonl line (and W&B). Returns the batch's metrics.
         """
-        local = [t.to_dict() if isinstance(t, Trajectory) else t for t in trajectories]
-        merged, _ = gather_samples(local)
-        trajs = [Trajectory.from_dict(t) for t in merged]
+        merged, _ = gather_batch(list(trajectories))  # the reward functions of this batch reuse this gather
+        trajs = [t if isinstance(t, Trajectory) else Trajectory.from_dict(t) for t in merged]
         metrics = batch_metrics(trajs, self.cost_model, toolsets=self.toolsets)
         channel = None if trainer is None else trl_adapter.claim_metrics(trainer, produced_here, _OWNER)
         if channel is not None:
@@ -307,7 +294,7 @@ class LocalMetricsCallback(TrainerCallback):
             return []
         from pte_rl.training.plots import training_plots
 
-        records, _ = read_jsonl_records(self.metrics_path)
+        records, _ = _read_lenient(self.metrics_path)
         try:
             return training_plots(records, self.plots_dir)
         except Exception:  # plots are derived from metrics.jsonl and can be redrawn; training goes on
