@@ -119,7 +119,7 @@ def claim_metrics(trainer: Any, owns: Callable[[str], bool], owner: str) -> Call
         return current.owner_channel
     if not callable(current):
         return None
-    pass  # MUTANT
+    trainer._log_metric = GuardedLogMetric(current, owns, owner)
     return current
 
 
