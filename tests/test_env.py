@@ -121,6 +121,27 @@ def test_math_names_the_file_line_and_field_of_a_bad_row(tmp_path):
         load_environment("math", dataset=str(good), eval_dataset=str(good))
 
 
+def test_dataset_files_name_the_file_line_and_field_of_a_bad_line(tmp_path):
+    from pte_rl.envs.simpleqa import load_questions
+    from pte_rl.errors import InputError
+
+    questions = tmp_path / "qa.jsonl"
+    # line 1 a row, line 2 blank, line 3 a row with an empty answer list
+    questions.write_text(json.dumps({"question": "Who?", "answer": ["Ada", "A. Lovelace"], "id": 7}) + "\n\n"
+                         + json.dumps({"question": "When?", "answer": []}) + "\n")
+    with pytest.raises(InputError, match=r"qa.jsonl:3: field 'answer': expected a string or a list of strings"):
+        load_questions(str(questions))
+    questions.write_text(json.dumps({"question": "Who?", "answer": ["Ada", "A. Lovelace"], "id": 7}) + "\n[1]\n")
+    with pytest.raises(InputError, match=r"qa.jsonl:2: field '<line>': expected a JSON object, got list"):
+        load_questions(str(questions))
+    questions.write_text(json.dumps({"question": " Who? ", "answer": ["Ada ", "A. Lovelace"], "id": 7}) + "\n")
+    assert load_questions(str(questions)) == [{"question": "Who?", "answers": ["Ada", "A. Lovelace"],
+                                               "task_id": "simpleqa-7"}]
+    questions.write_text("\n  \n")
+    with pytest.raises(InputError, match=r"qa.jsonl: field '<file>': expected at least one JSON object"):
+        load_questions(str(questions))
+
+
 @needs_data
 def test_simpleqa_loads_questions_and_searches_a_given_corpus(tmp_path):
     corpus = tmp_path / "corpus.jsonl"

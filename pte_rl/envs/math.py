@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pte_rl.checkers import MathChecker, last_boxed
+from pte_rl.errors import InputError
 from pte_rl.rollout.env import Environment, dataset_records, default_data_dir, held_out
 from pte_rl.tools import make_python_tool
 
@@ -43,7 +44,7 @@ def normalise_row(record: dict, where: str) -> tuple[str, str]:
     """(question, answer) of one benchmark row; ``where`` names it in errors (``file:line``)."""
     question = record.get("problem", record.get("question"))
     if not isinstance(question, str) or not question.strip():
-        raise ValueError(f"{where}: field 'problem' (or 'question'): expected a non-empty string, got {question!r}")
+        raise InputError(f"{where}: field 'problem' (or 'question'): expected a non-empty string, got {question!r}")
     answer: Any = record.get("answer")
     if isinstance(answer, int | float) and not isinstance(answer, bool):
         answer = str(answer)
@@ -54,7 +55,7 @@ def normalise_row(record: dict, where: str) -> tuple[str, str]:
         solution = record.get("solution")
         answer = last_boxed(solution) if isinstance(solution, str) else None
     if not (isinstance(answer, str) and answer.strip()):
-        raise ValueError(f"{where}: field 'answer': expected the final answer (or a 'solution' with \\boxed{{}}), "
+        raise InputError(f"{where}: field 'answer': expected the final answer (or a 'solution' with \\boxed{{}}), "
                          f"got {record.get('answer')!r}")
     return question.strip(), answer.strip()
 
