@@ -90,7 +90,7 @@ def build_entry(preset: Preset, name: str, entry: Any, context: dict[str, Any]) 
     try:
         target = resolve_function(function)  # type: ignore[arg-type]  # checked there
     except LookupError as exc:
-        raise preset.error([*where, "function"], str(exc).strip("'\"")) from exc
+        raise preset.error([*where, "function"], str(exc)) from exc
     if is_reward_function(target):
         if options:
             raise preset.error(
