@@ -1,4 +1,5 @@
-"""A real GRPOTrainer step on CPU with pte_rl's rollout_func: multi-turn episodes, env_mask, trajectories."""
+"""A real GRPOTrainer step on CPU with pte_rl's rollout_func (multi-turn episodes, env_mask, trajectories), the
+advantage floor, and the metrics callback as the one producer of its keys, sharing the rewards' one gather."""
 
 from __future__ import annotations
 
@@ -154,6 +155,27 @@ def test_grpo_step_with_a_floor_under_correct_advantages(tmp_path, monkeypatch):
         grpo_trainer_class(0.0)(model=str(model_dir), reward_funcs=[named_otherwise], args=args,
                                 train_dataset=env.dataset, processing_class=tokenizer,
                                 rollout_func=make_rollout_func(env))
+
+
+def test_the_callback_and_the_rewards_share_one_gather(tmp_path, monkeypatch):
+    """Rank 1 of 2: the callback gathers the batch through gather_batch, and a reward function given the
+    same records afterwards gets the same merged batch without a second gather."""
+    from pte_rl.pricing.cost import CostModel
+    from pte_rl.pricing.trajectory import Trajectory, Turn
+    from pte_rl.rewards import distributed
+    from pte_rl.training.tracking import LocalMetricsCallback
+
+    a, b, c = (Trajectory([Turn(100, 10 * k)], id=name, correct=True).to_dict() for k, name in enumerate("ABC", 1))
+    gathers = []
+    monkeypatch.setattr(distributed, "world", lambda: (1, 2))
+    monkeypatch.setattr(distributed, "_all_gather", lambda local, rank, size: gathers.append(local) or ([a, *local], 1))
+    distributed.clear_cache()
+    records = [b, c]  # this rank's share; rank 0 has A
+    metrics = LocalMetricsCallback(tmp_path, cost_model=CostModel(gamma=0.01)).on_rollout_batch(records)
+    assert metrics["pte/mean"] == pytest.approx((110 + 120 + 130) / 3)  # A, B, C: 100 + 0.01 * 100 * 10k
+    merged, offset = distributed.gather_batch(records)  # what each reward function does next
+    assert len(gathers) == 1 and offset == 1 and [r["id"] for r in merged] == ["A", "B", "C"]
+    distributed.clear_cache()
 
 
 def test_grpo_step_logs_each_metric_once_priced_by_the_callback(tmp_path, monkeypatch):
