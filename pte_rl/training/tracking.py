@@ -14,11 +14,11 @@ The callback is the one producer of ``pte/*``, ``tokens/*``, ``tools/*``, ``turn
 and ``accuracy`` (:func:`produced_here`), priced with the one cost model it is given: per rollout
 batch, :func:`pte_rl.training.metrics.batch_metrics` of the whole batch (gathered from every
 process). With the trainer at hand (``observe``, or :meth:`LocalMetricsCallback.on_rollout_batch`
-given it) the metrics go through TRL's ``log_metric`` channel (:func:`pte_rl.rollout.trl_adapter.
-claim_metrics`, which also drops these keys when a reward function logs them): averaged over the
-generation batches of a logging step, then logged with TRL's own metrics (``reward``,
-``rewards/<func>/mean``, ``kl``, ...) to every ``report_to`` backend (W&B prefixes them with
-``train/``) and to ``metrics.jsonl``. Reward functions log only ``reward/<name>_*``.
+given it) the metrics go through TRL's ``log_metric`` channel, claimed for these keys
+(:func:`pte_rl.rollout.trl_adapter.claim_metrics` drops them when a reward function logs them too):
+averaged over the generation batches of a logging step, then logged with TRL's own metrics
+(``reward``, ``rewards/<func>/mean``, ``kl``, ...) to every ``report_to`` backend (W&B prefixes them
+with ``train/``) and to ``metrics.jsonl``. Reward functions log only ``reward/<name>_*``.
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ PRODUCED_KEYS = ("accuracy",)
 _OWNER = "pte_rl.training.tracking.LocalMetricsCallback"
 
 __all__ = [
-    "LocalMetricsCallback", "MetricsRecorder", "ObservedRollout", "batch_metrics", "init_wandb_env",
-    "produced_here", "sample_table", "save_resolved_config", "truncate_after",
+    "LocalMetricsCallback", "MetricsRecorder", "ObservedRollout", "active_wandb_run", "batch_metrics",
+    "has_wandb_credentials", "init_wandb_env", "produced_here", "sample_table", "save_resolved_config",
+    "truncate_after", "wants_wandb",
 ]
 
 
