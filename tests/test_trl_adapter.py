@@ -217,6 +217,35 @@ def test_unwrap_model_for_generation_and_the_wrapped_model(grpo):
         assert model is trainer.model and callable(model.generate)
 
 
+def test_the_driver_follows_the_trainers_engine_through_the_adapter():
+    from pte_rl.rollout.backends import VLLMBackend, VLLMServerBackend
+    from pte_rl.rollout.trl_driver import trainer_backend
+
+    llm = SimpleNamespace(llm_engine=SimpleNamespace(model_config=SimpleNamespace(max_model_len=512)))
+    generation = SimpleNamespace(llm=llm, vllm_client="client", tensor_parallel_size=1, enable_sleep_mode=False)
+    config = SimpleNamespace(max_position_embeddings=1024)
+
+    def trainer(**fields):
+        base = {"use_vllm": True, "vllm_mode": "colocate", "vllm_generation": generation, "eos_token_ids": [2, 5],
+                "accelerator": SimpleNamespace(num_processes=1), "model": SimpleNamespace(config=config),
+                "args": SimpleNamespace(), "is_fsdp_enabled": False}
+        return SimpleNamespace(**{**base, **fields})
+
+    tokenizer = SimpleNamespace(eos_token_id=2)
+    with trainer_backend(trainer(), tokenizer) as backend:
+        assert isinstance(backend, VLLMBackend) and backend.llm is llm and backend.eos_ids == {2, 5}
+        assert backend.max_context == 512
+    with trainer_backend(trainer(vllm_mode="server"), tokenizer) as backend:
+        assert isinstance(backend, VLLMServerBackend) and backend.client == "client" and backend.max_context == 1024
+    split = SimpleNamespace(**{**vars(generation), "tensor_parallel_size": 2})
+    with pytest.raises(ValueError, match="tensor_parallel_size > 1"), trainer_backend(
+            trainer(vllm_generation=split), tokenizer):
+        pass
+    with pytest.raises(ValueError, match="FSDP needs use_vllm=True"), trainer_backend(
+            trainer(use_vllm=False, is_fsdp_enabled=True), tokenizer):
+        pass
+
+
 # --- nothing outside the adapter reaches into TRL ----------------------------------------------------
 
 PRIVATE_NAMES = {
