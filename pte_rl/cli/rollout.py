@@ -89,7 +89,7 @@ def _accept_env_options(parser: argparse.ArgumentParser) -> None:
         parsed.env_options, parsed.env_option_error = options, error
         return parsed, extras
 
-    parser.parse_known_args = parse  # type: ignore[method-assign]
+    parser.parse_known_args = parse  # type: ignore[method-assign,assignment]
 
 
 def _transformers_backend(args: argparse.Namespace, tokenizer: Any) -> Any:

@@ -76,7 +76,7 @@ def check_pricing(pricing: PricingConfig, source: str | Callable[[str], str] = "
         raise fail("dtype_bytes", "expected a positive integer or null")
 
 
-def resolve_pricing(pricing: PricingConfig, model_config: str | os.PathLike | dict | None = None,
+def resolve_pricing(pricing: PricingConfig, model_config: str | os.PathLike[str] | dict[str, Any] | None = None,
                     *, source: str = "pricing") -> tuple[CostModel, dict[str, Any]]:
     """``(CostModel, derivation)`` of a pricing section; see the module docstring for the rules.
 

@@ -137,7 +137,7 @@ class RecipeArgs:
 
 def grpo_config_fields() -> set[str]:
     """The field names of TRL's GRPOConfig (imports TRL)."""
-    from trl import GRPOConfig
+    from trl.trainer.grpo_config import GRPOConfig
 
     return {f.name for f in dataclasses.fields(GRPOConfig)}
 
@@ -166,7 +166,9 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
 def split_command_line(argv: Sequence[str], trl_fields: set[str]) -> tuple[str | None, list[tuple[str, Any]],
                                                                           list[str]]:
     """``(--config FILE, [(dotted key, YAML value)], GRPOConfig's flat arguments)`` of a command line."""
-    config, overrides, training_argv = None, [], []
+    config: str | None = None
+    overrides: list[tuple[str, Any]] = []
+    training_argv: list[str] = []
     index = 0
     while index < len(argv):
         token = argv[index]
@@ -230,7 +232,7 @@ def _names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def set_key(data: dict, key: str, value: Any) -> None:
+def set_key(data: dict[str, Any], key: str, value: Any) -> None:
     """Set a dotted ``key`` in a nested dict; under env.options / reward.overrides the rest is one key."""
     parts = key.split(".")
     cut = 2 if ".".join(parts[:2]) in FREE_MAPPINGS and len(parts) > 2 else len(parts) - 1
@@ -243,7 +245,7 @@ def set_key(data: dict, key: str, value: Any) -> None:
     node[last] = value
 
 
-def read_yaml(path: str | os.PathLike) -> tuple[dict, dict[tuple[str, ...], int]]:
+def read_yaml(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     """A recipe config file's mapping and its key lines; bad YAML raises naming the file."""
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -262,7 +264,7 @@ def read_yaml(path: str | os.PathLike) -> tuple[dict, dict[tuple[str, ...], int]
     return data, key_lines(text)
 
 
-def parse_recipe_args(argv: Sequence[str], default_config: str | os.PathLike,
+def parse_recipe_args(argv: Sequence[str], default_config: str | os.PathLike[str],
                       trl_fields: set[str] | None = None) -> RecipeArgs:
     """The recipe's command line and config file -> :class:`RecipeArgs` (every key checked)."""
     fields = grpo_config_fields() if trl_fields is None else trl_fields
@@ -293,7 +295,7 @@ def parse_recipe_args(argv: Sequence[str], default_config: str | os.PathLike,
     return args
 
 
-def build_config(tree: dict, where: Callable[[str], str]) -> RecipeConfig:
+def build_config(tree: dict[str, Any], where: Callable[[str], str]) -> RecipeConfig:
     """The dataclass tree of a nested dict; a value of the wrong type raises naming ``where(key)``."""
     values: dict[str, Any] = {}
     hints = typing.get_type_hints(RecipeConfig)
