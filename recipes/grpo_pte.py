@@ -183,8 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     from pte_rl.errors import InputError
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if {"-h", "--help"} & set(argv):
+        print(__doc__)
+        return
     try:
-        config, training = parse_args(sys.argv[1:] if argv is None else list(argv))
+        config, training = parse_args(argv)
     except InputError as exc:
         print(f"grpo_pte.py: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
