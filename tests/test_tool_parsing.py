@@ -255,3 +255,9 @@ def test_pathological_inputs_parse_in_linear_time(piece):
     # 20,000 repetitions (~200 KB): a quadratic scan would take minutes, the timeout fails it
     result = parse_tool_calls(piece * 20_000, TOOLS)
     _check_invariants(result)
+
+
+@pytest.mark.parametrize("code", ["<think>", "</think>", "print('<think>')", "x = '</think>' + '<think>'"])
+def test_think_tags_inside_a_call_are_its_data(code):
+    text = "<think>which tool?</think>" + call("python", {"code": code})
+    assert [c.arguments for c in parse_tool_calls(text, TOOLS).calls] == [{"code": code}]
