@@ -33,7 +33,7 @@ def _names(text: str, option: str) -> list[str]:
 
 
 def _numbers(text: str, option: str, kind: type) -> list:
-    out = []
+    out: list[float | None] = []
     for item in _names(text, option):
         if kind is float and item == "default":
             out.append(None)

@@ -100,7 +100,10 @@ def _transformers_backend(args: argparse.Namespace, tokenizer: Any) -> Any:
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype)
+    # transformers decorates PreTrainedModel.to with @wraps(nn.Module.to), which its types read as the
+    # unbound Module.to: the device is taken for `self`.
+    model = model.to(device).eval()  # type: ignore[arg-type]
     return TransformersBackend(model, tokenizer)
 
 

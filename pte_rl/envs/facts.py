@@ -69,7 +69,8 @@ class _Names:
     """Distinct made-up names from syllables."""
 
     def __init__(self, rng: random.Random):
-        self.rng, self.used = rng, set()
+        self.rng = rng
+        self.used: set[str] = set()
 
     def word(self, syllables: int) -> str:
         while True:
@@ -164,18 +165,18 @@ def build_questions(world: list[Entity]) -> list[dict]:
         f = e.facts
         if e.kind == "country":
             add(f"What is the capital of {e.name}?", f["capital"], 1, e, "capital")
-            capital = by_name[("city", f["capital"])]
+            capital = by_name[("city", str(f["capital"]))]
             add(f"In what year was the capital of {e.name} founded?", capital.facts["founded"], 2, e, "capital-founded")
         elif e.kind == "city":
             add(f"In what year was the city of {e.name} founded?", f["founded"], 1, e, "founded")
         elif e.kind == "invention":
             add(f"Who invented the {e.name}?", f["inventor"], 1, e, "inventor")
-            inventor = by_name[("person", f["inventor"])]
+            inventor = by_name[("person", str(f["inventor"]))]
             add(f"In what year was the inventor of the {e.name} born?", inventor.facts["born"], 2, e, "inventor-born")
         elif e.kind == "company":
             add(f"Who founded {e.name}?", f["founder"], 1, e, "founder")
             add(f"In which city is {e.name} headquartered?", f["headquarters"], 1, e, "headquarters")
-            city = by_name[("city", f["headquarters"])]
+            city = by_name[("city", str(f["headquarters"]))]
             add(f"In which country is {e.name} headquartered?", city.facts["country"], 2, e, "hq-country")
     return questions
 
@@ -247,7 +248,8 @@ def _mixed(questions: list[dict], two_hop_fraction: float) -> list[dict]:
     """Interleave one- and two-hop questions so that every prefix has about the requested share."""
     one = [q for q in questions if q["hops"] == 1]
     two = [q for q in questions if q["hops"] == 2]
-    mixed, taken_two = [], 0
+    mixed: list[dict] = []
+    taken_two = 0
     while one or two:
         want_two = two and (not one or taken_two < two_hop_fraction * (len(mixed) + 1))
         if want_two and two_hop_fraction > 0:

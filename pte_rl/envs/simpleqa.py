@@ -14,6 +14,7 @@ Questions are split by a hash of their task id (``simpleqa-<line>`` or the row's
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pte_rl.checkers import QAChecker
 from pte_rl.pricing.jsonl import FormatError
@@ -38,7 +39,7 @@ def load_questions(questions: str, data_dir: str | None = None) -> list[dict]:
         question, answer = record.get("question", record.get("problem")), record.get("answer")
         if not isinstance(question, str) or not question.strip():
             raise FormatError(path, line_number, "question", f"expected a non-empty string, got {question!r}")
-        answers = answer if isinstance(answer, list) else [answer]
+        answers: list[Any] = answer if isinstance(answer, list) else [answer]  # checked just below
         if not answers or not all(isinstance(a, str) and a.strip() for a in answers):
             raise FormatError(path, line_number, "answer", f"expected a string or a list of strings, got {answer!r}")
         rows.append({"question": question.strip(), "answers": [a.strip() for a in answers],

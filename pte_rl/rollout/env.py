@@ -59,7 +59,8 @@ class Environment:
       name: short name, used in task ids and logs.
       dataset: the training split, a ``datasets.Dataset`` with columns prompt / ground_truth / task_id.
       tools: typed Python functions the agent may call; their Google-style docstrings are what it sees.
-      check_answer: ``(answer_text, ground_truth) -> bool``, the final-answer grader.
+      check_answer: ``(answer_text, ground_truth) -> bool | None``, the final-answer grader (None: the
+        answer could not be graded, so the sample is left unscored).
       eval_dataset: a held-out split with the same columns, disjoint from ``dataset`` by task_id.
       system_prompt: the system message every prompt starts with.
       max_turns: the default bound on assistant turns per episode.
@@ -70,7 +71,7 @@ class Environment:
     name: str
     dataset: Any
     tools: list[Callable[..., Any]]
-    check_answer: Callable[[str, Any], bool]
+    check_answer: Callable[[str, Any], bool | None]
     eval_dataset: Any = None
     system_prompt: str = ""
     max_turns: int = 4
@@ -172,9 +173,9 @@ def _load_module(path: Path) -> Any:
         return module
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
     module_name = f"_pte_rl_env_{path.stem}_{digest}"
-    module = sys.modules.get(module_name)
-    if module is not None:
-        return module
+    loaded = sys.modules.get(module_name)
+    if loaded is not None:
+        return loaded
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"{path}: cannot be loaded as a Python module")

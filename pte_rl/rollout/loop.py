@@ -107,7 +107,7 @@ class ChatRenderer:
 
     def suffix(self, tool_messages: list[dict]) -> tuple[list[int], list[int]]:
         """(suffix ids, tokens attributed to each tool message) after an assistant turn that ended in EOS."""
-        dummy = [
+        dummy: list[dict[str, Any]] = [
             {"role": "user", "content": "dummy"},
             {"role": "assistant", "content": "", "tool_calls": [
                 {"type": "function", "function": {"name": tool_messages[0].get("name") or "tool", "arguments": {}}}
@@ -345,7 +345,8 @@ def _tool_call(outcome: Any, response_tokens: int) -> ToolCall:
 
 
 def _trajectory(
-    episode: _Episode, schemas: list[dict], check_answer: Callable | None, ids: Sequence[str] | None,
+    episode: _Episode, schemas: list[dict], check_answer: Callable[[str, Any], bool | None] | None,
+    ids: Sequence[str] | None,
     metadata: dict | None,
 ) -> Trajectory:
     from pte_rl.checkers import extract_answer

@@ -182,7 +182,8 @@ def make_rollout_func(
         env: the environment (tools, checker, default ``max_turns``, and the splits that map prompts
             to ground truth).
         tools: the tools, when there is no environment (or to override its tools).
-        check_answer: ``(answer_text, ground_truth) -> bool``; the environment's by default.
+        check_answer: ``(answer_text, ground_truth) -> bool | None`` (None: ungraded); the
+            environment's by default.
         max_turns: assistant turns per episode; the environment's by default.
         max_tokens_per_turn: optional cap on one turn's generated tokens.
         tool_timeout_s: wall-clock limit per tool call.

@@ -100,7 +100,8 @@ def _is_penalty(entry: object) -> bool:
     a zero-weight or ungated monitor (every preset logs PTE through one, ``pte`` at weight 0)."""
     if not isinstance(entry, dict) or entry.get("function") == "correctness":
         return False
-    options = entry.get("options") if isinstance(entry.get("options"), dict) else {}
+    options_entry = entry.get("options")
+    options = options_entry if isinstance(options_entry, dict) else {}
     return entry.get("weight", 1.0) != 0 and options.get("gate") != "none"
 
 

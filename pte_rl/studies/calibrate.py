@@ -111,14 +111,14 @@ def _wls(features: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, f
     best: tuple[float, np.ndarray, np.ndarray] | None = None
     for size in range(p, 0, -1):  # larger supports first: on a tie the fuller model wins
         for free in itertools.combinations(range(p), size):
-            columns = list(free)
-            solution, *_ = np.linalg.lstsq(xw[:, columns], yw, rcond=None)
+            support = list(free)
+            solution, *_ = np.linalg.lstsq(xw[:, support], yw, rcond=None)
             if (solution < 0).any():
                 continue
-            residual = yw - xw[:, columns] @ solution
+            residual = yw - xw[:, support] @ solution
             rss = float(residual @ residual)
             if best is None or rss < best[0] * (1 - 1e-12) - 1e-300:
-                best = (rss, np.array(columns), solution)
+                best = (rss, np.array(support), solution)
     if best is None:
         raise ValueError("fit_costs: no non-negative fit exists for these timings")
     rss, columns, solution = best
@@ -206,7 +206,7 @@ def measure_grid(
             shape = shapes[index]
             timing = engine.run_turn(concurrency, shape[0], shape[1], rng)
             totals[shape].append(timing.total_s / concurrency)
-            if timing.prefill_s is not None:
+            if timing.prefill_s is not None and timing.decode_s is not None:  # an engine gives both or neither
                 prefills[shape].append(timing.prefill_s / concurrency)
                 decodes_s[shape].append(timing.decode_s / concurrency)
     return [

@@ -36,7 +36,7 @@ PRICE_RATIOS = (1.5, 3.0, 4.0)
 # ----------------------------------------------------------------------------------------- statistics
 
 
-def rankdata(values: Sequence[float]) -> np.ndarray:
+def rankdata(values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Ranks 1..n, ties given their average rank (as in Spearman's rho)."""
     x = np.asarray(values, dtype=np.float64)
     order = np.argsort(x, kind="mergesort")
@@ -52,7 +52,7 @@ def rankdata(values: Sequence[float]) -> np.ndarray:
     return ranks
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Pearson's r = cov(x, y) / (sd(x) sd(y)); NaN when either is constant."""
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(a) != len(b) or len(a) < 2:
@@ -62,7 +62,7 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     return float(a @ b / denominator) if denominator > 0 else float("nan")
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Spearman's rho: Pearson's r of the ranks (ties averaged)."""
     return pearson(rankdata(x), rankdata(y))
 

@@ -151,7 +151,9 @@ class TransformersEngine:
             if not (path / "config.json").is_file():
                 raise ValueError(f"{path}: not a model directory (no config.json)")
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32 if device == "cpu" else "auto")
-        self.model = model.to(device).eval()
+        # transformers decorates PreTrainedModel.to with @wraps(nn.Module.to), which its types read as
+        # the unbound Module.to: the device is taken for `self`.
+        self.model = model.to(device).eval()  # type: ignore[arg-type]
         self.device = device
         self.threads = threads
         self.prefill_tokens = prefill_tokens

@@ -100,7 +100,9 @@ def cost_model_from_config(config: dict, path: Path) -> CostModel:
     return resolve_pricing(PricingConfig(**known), source=f"{path}: pricing")[0]
 
 
-def _load_eval(directory: Path, config: dict, config_path: Path, required: bool) -> dict | None:
+def _load_eval(directory: Path, config: dict, config_path: Path) -> dict | None:
+    """The evaluation summary in ``directory`` (its summary.json, else computed from its
+    trajectories.jsonl); None when it has neither."""
     summary, trajectories = directory / "summary.json", directory / "trajectories.jsonl"
     if summary.exists():
         return _read_json(summary)
@@ -109,9 +111,6 @@ def _load_eval(directory: Path, config: dict, config_path: Path, required: bool)
         if not trajs:
             raise FormatError(str(trajectories), None, "<file>", "expected at least one trajectory")
         return eval_summary(trajs, cost_model_from_config(config, config_path))
-    if required:
-        raise InputError(f"{directory.parent}: missing {directory.name}/summary.json and {directory.name}/"
-                       "trajectories.jsonl (the held-out evaluation the recipe writes after training)")
     return None
 
 
@@ -131,7 +130,8 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         raise FormatError(str(config_path), None, "<file>", f"expected YAML ({exc})") from exc
     if not isinstance(config, dict):
         raise FormatError(str(config_path), None, "<file>", "expected a mapping")
-    reward = config.get("reward") if isinstance(config.get("reward"), dict) else {}
+    reward_section = config.get("reward")
+    reward = reward_section if isinstance(reward_section, dict) else {}
     preset = reward.get("preset")
     if not isinstance(preset, str) or not preset:
         raise FormatError(str(config_path), None, "reward.preset", "expected a preset name or path")
@@ -143,11 +143,15 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     overrides = reward.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise FormatError(str(config_path), None, "reward.overrides", "expected a mapping of dotted keys to values")
+    evaluation = _load_eval(path / "eval", config, config_path)
+    if evaluation is None:
+        raise InputError(f"{path}: missing eval/summary.json and eval/trajectories.jsonl (the held-out "
+                         "evaluation the recipe writes after training)")
     metrics_path = path / "metrics.jsonl"
     return Run(
         path=path, preset=preset, overrides=tuple(sorted(f"{k}={v}" for k, v in overrides.items())), seed=seed,
-        eval=_load_eval(path / "eval", config, config_path, required=True),
-        eval_start=_load_eval(path / "eval_start", config, config_path, required=False),
+        eval=evaluation,
+        eval_start=_load_eval(path / "eval_start", config, config_path),
         steps=_read_metrics(metrics_path) if metrics_path.exists() else [],
     )
 
@@ -218,7 +222,7 @@ def summarize(runs: Sequence[Run], baseline: str = "correctness") -> dict[str, A
             "seeds": [r.seed for r in members], "runs": [str(r.path) for r in members],
             "stats": {key: stats([r.eval.get(key) for r in members]) for key in metric_keys},
             f"vs_{baseline}": _change(members, [r.eval for r in base_runs]) if base_runs else None,
-            "vs_start": _change(with_start, [r.eval_start for r in with_start]) if with_start else None,
+            "vs_start": _change(with_start, [r.eval_start for r in with_start if r.eval_start]) if with_start else None,
         })
     members_of = {members[0].group: members for members in grouped.values()}
     names = list(members_of)

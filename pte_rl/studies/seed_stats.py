@@ -8,10 +8,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypedDict
 
 
-def stats(values: Sequence[float]) -> dict[str, float | int | None]:
-    """mean, sample std (n - 1; None for one value), min, max and n of the finite values."""
+class Stats(TypedDict):
+    """What :func:`stats` returns: None where there is no finite value (``std``: fewer than two)."""
+
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    n: int
+
+
+class Interval(TypedDict):
+    """What :func:`interval` returns: ``low`` and ``high`` are None for fewer than two values."""
+
+    mean: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+
+def stats(values: Sequence[float | None]) -> Stats:
+    """mean, sample std (n - 1; None for one value), min, max and n of the finite values (a None, a
+    non-number or a NaN is left out)."""
     vals = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
     if not vals:
         return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
@@ -37,10 +58,12 @@ def t975(df: int) -> float:
     return z + (z ** 3 + z) / (4 * df)
 
 
-def interval(values: Sequence[float]) -> dict[str, float | int | None]:
+def interval(values: Sequence[float | None]) -> Interval:
     """mean and 95% Student-t interval (low, high) of ``values``; no interval for fewer than two."""
     s = stats(values)
-    if s["n"] < 2:
-        return {"mean": s["mean"], "low": None, "high": None, "n": s["n"]}
-    half = t975(s["n"] - 1) * s["std"] / math.sqrt(s["n"])
-    return {"mean": s["mean"], "low": s["mean"] - half, "high": s["mean"] + half, "n": s["n"]}
+    mean, std, n = s["mean"], s["std"], s["n"]
+    # Two or more finite values always have a mean and a std: the None checks only narrow the types.
+    if n < 2 or mean is None or std is None:
+        return {"mean": mean, "low": None, "high": None, "n": n}
+    half = t975(n - 1) * std / math.sqrt(n)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}

@@ -74,7 +74,8 @@ def token_losses(model: Any, rows: list[tuple[list[int], list[int]]]) -> tuple[A
 def batches_by_tokens(lengths: list[int], token_budget: int, max_rows: int) -> list[list[int]]:
     """Indices grouped by length (sorted), each group's rows x longest length within the budget."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches, current = [], []
+    batches: list[list[int]] = []
+    current: list[int] = []
     for index in order:
         if current and (len(current) + 1) * lengths[index] > token_budget or len(current) == max_rows:
             batches.append(current)
@@ -198,7 +199,8 @@ def supervised_warm_start(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     model.train()
-    losses, running, queue = [], [], []
+    losses, running = [], []
+    queue: list[list[int]] = []
     start = time.perf_counter()
     for step in range(config.sft_steps):
         if not queue:

@@ -65,7 +65,10 @@ def collect_output(
     then that moment + ``timeout_s``. Returns the buffers, why reading stopped (None, ``"timeout"``
     or ``"output_limit"``) and when the code started (None if it never did).
     """
-    buffers = {proc.stdout.fileno(): OutputBuffer(budget), proc.stderr.fileno(): OutputBuffer(budget)}
+    if proc.stdout is None or proc.stderr is None:
+        raise ValueError("collect_output: expected a process started with stdout and stderr piped")
+    stdout_fd, stderr_fd = proc.stdout.fileno(), proc.stderr.fileno()
+    buffers = {stdout_fd: OutputBuffer(budget), stderr_fd: OutputBuffer(budget)}
     selector = selectors.DefaultSelector()
     for fd in (*buffers, ready_fd):
         selector.register(fd, selectors.EVENT_READ)
@@ -100,7 +103,7 @@ def collect_output(
                     break
             if exited_at is None and proc.poll() is not None:
                 exited_at = time.monotonic()
-    return (buffers[proc.stdout.fileno()], buffers[proc.stderr.fileno()]), reason, started
+    return (buffers[stdout_fd], buffers[stderr_fd]), reason, started
 
 
 # -- uids and processes ---------------------------------------------------------------------------------------

@@ -275,8 +275,9 @@ def _run(
         finally:
             kill_group(proc.pid)
             proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
+            for stream in (proc.stdout, proc.stderr):  # both piped by _spawn
+                if stream is not None:
+                    stream.close()
             os.close(ready_read)
             if uid is not None and not layers.namespaces:
                 kill_uid(uid)
