@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
+from pte_rl.errors import InputTypeError
 from pte_rl.pricing.cost import CostModel
 from pte_rl.rewards.samples import Checker, Sample, SampleSpec, batch_samples
 
@@ -106,7 +107,7 @@ class GroupReward:
         if group_size is not None and bad_size:
             raise ValueError(f"group_size: expected a positive int or None, got {group_size!r}")
         if not isinstance(group_by, str):
-            raise ValueError(f"group_by: expected 'auto' or a column name, got {group_by!r}")
+            raise InputTypeError(f"group_by: expected 'auto' or a column name, got {group_by!r}")
         self.__name__ = name
         self.checker_spec = checker
         self.checker_options = dict(checker_options or {})
