@@ -31,10 +31,11 @@ def item_levels(run: Path) -> dict[str, int]:
     from pte_rl.rollout.env import load_environment
 
     config = yaml.safe_load((run / "config.yaml").read_text())
-    if config.get("env_name", "arith") != "arith":
-        raise SystemExit(f"{run / 'config.yaml'}: env_name {config.get('env_name')!r}, expected 'arith'")
-    env = load_environment("arith", **json.loads(config.get("env_kwargs") or "{}"))
-    return dict(zip(env.eval_dataset["task_id"], env.eval_dataset["level"]))
+    env_section = config.get("env") or {}  # the recipe saves env: {name, options, max_turns}
+    if env_section.get("name", "arith") != "arith":
+        raise SystemExit(f"{run / 'config.yaml'}: env.name {env_section.get('name')!r}, expected 'arith'")
+    env = load_environment("arith", **(env_section.get("options") or {}))
+    return dict(zip(env.eval_dataset["task_id"], env.eval_dataset["level"], strict=True))
 
 
 def tally(run_dirs: list[Path], split: str = "eval") -> dict:

@@ -79,7 +79,7 @@ class ScriptedModelBackend:
         self.generation_s += time.perf_counter() - start
         decoded = [len(r.token_ids) for r in real]
         return [Generation(w, [0.0] * len(w), True, cached_tokens=0, batch_size=len(prompts), generation_time_s=d)
-                for w, d in zip(wanted, decoded)]
+                for w, d in zip(wanted, decoded, strict=True)]
 
 
 class ToolClock:
@@ -111,7 +111,8 @@ def overhead(episodes: int, hidden: int, layers: int, repeats: int) -> dict:
     tokenizer = byte_tokenizer()
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 4,
-                         num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64), num_key_value_heads=max(1, hidden // 128),
+                         num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),
+                         num_key_value_heads=max(1, hidden // 128),
                          max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     model = Qwen2ForCausalLM(config).eval()
@@ -123,7 +124,8 @@ def overhead(episodes: int, hidden: int, layers: int, repeats: int) -> dict:
             f"The answer is \\boxed{{{eval(q[8:-1])}}}."]
         for q in questions
     }
-    prompts = [[{"role": "system", "content": "Use the calculator."}, {"role": "user", "content": q}] for q in questions]
+    prompts = [[{"role": "system", "content": "Use the calculator."}, {"role": "user", "content": q}]
+               for q in questions]
     tasks = [TaskInfo(str(eval(q[8:-1])), q) for q in questions]
     runs = []
     for _ in range(repeats):
@@ -176,7 +178,8 @@ class _Scripted:
             key = next(k for k in self.texts if k in self.tokenizer.decode(prompt))
             turn = self.turn.get(key, 0)
             self.turn[key] = turn + 1
-            ids = self.tokenizer(self.texts[key][turn], add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+            ids = self.tokenizer(self.texts[key][turn], add_special_tokens=False)["input_ids"]
+            ids = ids + [self.tokenizer.eos_token_id]
             out.append(Generation(ids, [0.0] * len(ids), True))
         return out
 
@@ -214,8 +217,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     result = {"overhead": overhead(args.episodes, args.hidden, args.layers, args.repeats), "concurrency": concurrency()}
     o = result["overhead"]
-    print(f"loop overhead: {o['model_parameters'] / 1e6:.2f}M-parameter Qwen2 on CPU, {o['episodes']} episodes x 2 turns, "
-          f"{o['decoded_tokens']} decoded tokens")
+    print(f"loop overhead: {o['model_parameters'] / 1e6:.2f}M-parameter Qwen2 on CPU, "
+          f"{o['episodes']} episodes x 2 turns, {o['decoded_tokens']} decoded tokens")
     for r in o["runs"]:
         print(f"  total {r['total_s']:.2f} s = generation {r['generation_s']:.2f} s + tools {r['tools_s']:.3f} s "
               f"+ loop {r['loop_s']:.3f} s  -> overhead {100 * r['overhead_share']:.2f}% of generation")

@@ -128,7 +128,7 @@ def main() -> None:
     objects = [
         Trajectory(turns=[Turn(int(c), int(d), int(k)) for c, d, k in zip(
             arrays["context"][i * turns:(i + 1) * turns], arrays["decode"][i * turns:(i + 1) * turns],
-            arrays["cached"][i * turns:(i + 1) * turns])])
+            arrays["cached"][i * turns:(i + 1) * turns], strict=True)])
         for i in range(n)
     ]
     wall, cpu = best_of(max(1, args.repeat // 3), lambda: TurnTable.from_trajectories(objects))

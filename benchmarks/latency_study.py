@@ -105,8 +105,9 @@ def main() -> int:
             calibration_record(cal, "tiny-cpu", datasheet=sheet), out=out / "profile.json")
         calibrated = time.perf_counter() - started
         print(format_fits(cal.fits, sheet), f"\ncalibration: {calibrated:.0f} s -> {profile_path}", flush=True)
-        result = run_study(engine, model=str(model), envs=envs, n=args.n, concurrency=levels, repeats=args.study_repeats,
-                           statistic=args.statistic, seed=args.seed, profile=str(record_path), tokenizer=tokenizer,
+        result = run_study(engine, model=str(model), envs=envs, n=args.n, concurrency=levels,
+                           repeats=args.study_repeats, statistic=args.statistic, seed=args.seed,
+                           profile=str(record_path), tokenizer=tokenizer,
                            ranges=replace(RANGES, max_context=args.max_context),
                            log=lambda m: print(m, file=sys.stderr, flush=True))
     result["model_description"] = description

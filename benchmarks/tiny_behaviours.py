@@ -182,7 +182,7 @@ def sample(model_dir: Path, env, temperature: float, n: int, samples: int, batch
             [r["prompt"] for r in chunk], backend, tokenizer, env.tools, config,
             check_answer=env.check_answer, tasks=[TaskInfo(r["ground_truth"], r["task_id"]) for r in chunk],
         )
-        out += [(r, result.trajectory) for r, result in zip(chunk, results)]
+        out += [(r, result.trajectory) for r, result in zip(chunk, results, strict=True)]
     return out
 
 
@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--gamma", type=float, default=0.005)
     parser.add_argument("--max-completion", type=int, default=1536)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads of the sampling (the build keeps its own)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of the sampling (the build keeps its own)")
     parser.add_argument("--copy-items", type=int, default=20, help="held-out items for the copy probe")
     parser.add_argument("--answer-items", type=int, default=40,
                         help="hard held-out items for the sampled answer-copy probe (0: skip it)")
