@@ -55,8 +55,6 @@ KNOWN_CYCLES: set[frozenset[str]] = {
     # arith imports its scripted behaviours last and they import arith's items and tools. Both files are
     # hashed into the tiny policy's build key: breaking the cycle rebuilds the default policy.
     frozenset({"pte_rl.envs.arith", "pte_rl.envs._arith_scripts"}),
-    # build names loader's Preset under TYPE_CHECKING; a type-only import is still a dependency.
-    frozenset({"pte_rl.rewards.loader", "pte_rl.rewards.build"}),
 }
 KNOWN_LONG_MODULES: set[str] = set()
 KNOWN_LONG_FUNCTIONS: set[str] = set()  # "module:qualified.name"

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from pte_rl.pricing.cost import CostModel
 from pte_rl.rewards.overrides import ENTRY_KEYS, TOP_KEYS
+from pte_rl.rewards.preset import Preset
 from pte_rl.rewards.registry import accepted_options, is_reward_function, resolve_function
 
 if TYPE_CHECKING:
     from pte_rl.rewards.errors import PresetError
-    from pte_rl.rewards.loader import Preset
 
 CONTEXT_KEYS = ("cost_model", "checker", "tokenizer", "tools")
 PRICING_KEYS = ("gamma", "cache", "attention", "delta", "cost_model")

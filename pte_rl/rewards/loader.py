@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,32 +41,12 @@ from pte_rl.paths import available, search_dirs
 from pte_rl.pricing.cost import CostModel
 from pte_rl.rewards.build import build_rewards, check_preset, resolved_config
 from pte_rl.rewards.errors import PresetError
-from pte_rl.rewards.overrides import TOP_KEYS, apply_override, parse_overrides
+from pte_rl.rewards.overrides import apply_override, parse_overrides
+from pte_rl.rewards.preset import Preset
 
 REWARDS_DIR_VARIABLE = "PTE_RL_REWARDS_DIR"
 BUILTIN_PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 __all__ = ["BUILTIN_PRESETS_DIR", "Preset", "PresetError", "available_presets", "load_preset", "resolve_preset"]
-
-
-@dataclass
-class Preset:
-    """A preset's data with where it came from: what an error needs to name file, line and field."""
-
-    source: str
-    text: str
-    data: dict[str, Any]
-    applied: list[tuple[str, Any, str]] = field(default_factory=list)  # (key, value, raw) per override
-
-    def error(self, path: Sequence[str], expected: str) -> PresetError:
-        """A :class:`PresetError` at ``path`` (blamed on the override that set it, if one did)."""
-        dotted = ".".join(path)
-        for key, _, raw in self.applied:
-            full = key if key.split(".")[0] in TOP_KEYS else f"rewards.{key}"
-            if full == dotted or full.startswith(dotted + ".") or dotted.startswith(full + "."):
-                return PresetError(f"{self.source} (override {raw!r})", dotted, expected)
-        if self.applied:
-            expected += f" (overrides applied: {[raw for _, _, raw in self.applied]})"
-        return PresetError(self.source, dotted, expected, yaml_line(self.text, path))
 
 
 def load_preset(
@@ -113,23 +92,6 @@ def override_preset(preset: Preset, overrides: Mapping[str, Any] | Sequence[str]
     for key, value, raw in parse_overrides(overrides):
         apply_override(preset.data, key, value, f"override {raw!r}")
         preset.applied.append((key, value, raw))
-
-
-def yaml_line(text: str, path: Sequence[str]) -> int | None:
-    """1-based line of the deepest node of ``path`` found in the YAML text."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for key in path:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        match = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
-        if match is None:
-            break
-        line, node = match[0].start_mark.line + 1, match[1]
-    return line
 
 
 def available_presets() -> dict[str, Path]:
