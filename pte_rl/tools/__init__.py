@@ -13,11 +13,12 @@ See docs/tools.md.
 from pte_rl.tools.calculator import calculator, evaluate
 from pte_rl.tools.common import ToolInputError, ToolText, cut_text, truncation_marker
 from pte_rl.tools.execution import ToolOutcome, execute_calls
-from pte_rl.tools.parsing import ParsedCall, ParseError, ParseResult, parse_tool_calls, strip_think
+from pte_rl.tools.parsing import ParsedCall, ParseError, ParseResult, parse_tool_calls
 from pte_rl.tools.python_tool import make_python_tool, python
 from pte_rl.tools.sandbox import SandboxError, SandboxLayers, ToolResult, run_python, sandbox_layers
 from pte_rl.tools.schema import ToolSchemaError, Toolset, as_toolset, function_schema
 from pte_rl.tools.search import Corpus, Document, SearchHit, cut_to_budget, make_search_tools
+from pte_rl.tools.think import strip_think
 
 __all__ = [
     "Corpus",

@@ -9,8 +9,8 @@ Accepted protocols:
 * Llama 3.1: the whole message is ``{"name": ..., "parameters": {...}}`` (or several, separated by
   ``;``), or such JSON follows ``<|python_tag|>``.
 
-``<think>...</think>`` is removed first (thoughts are not calls). Each failure becomes a
-:class:`ParseError` (the text of the tool message the model will see) and a
+``<think>...</think>`` is removed first (thoughts are not calls: :mod:`pte_rl.tools.think`). Each
+failure becomes a :class:`ParseError` (the text of the tool message the model will see) and a
 :class:`pte_rl.pricing.trajectory.Event` whose ``text`` is the matched evidence:
 
 =================  ==============================================================  ======
@@ -31,7 +31,6 @@ always need a tool message. :func:`parse_tool_calls` never raises on any text.
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -40,10 +39,9 @@ from typing import Any
 
 from pte_rl.pricing.trajectory import Event
 from pte_rl.tools.schema import Toolset, as_toolset
+from pte_rl.tools.think import CLOSE_TAG, OPEN_TAG, strip_think
 
-OPEN_TAG, CLOSE_TAG = "<tool_call>", "</tool_call>"
 PYTHON_TAG = "<|python_tag|>"
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 SOFT_KINDS = frozenset({"code_block", "plain_text_call"})
 EVIDENCE_CHARS = 2000  # events keep at most this much of the matched text
 MAX_SOFT_FAILURES = 5  # code blocks / plain-text calls reported per message
@@ -99,58 +97,6 @@ class ParseResult:
     def attempts(self) -> list[ParsedCall | ParseError]:
         """Calls and failures merged in text order (the order of their tool messages)."""
         return sorted([*self.calls, *self.errors], key=lambda a: a.position)
-
-
-def strip_think(text: str) -> str:
-    """Remove ``<think>...</think>``; a leading ``...</think>`` (the template opened it) and an
-    unterminated ``<think>...`` (the thought ran out of tokens) are removed too. A think tag inside
-    a ``<tool_call>...</tool_call>`` body is the call's data (code that prints ``"<think>"``), not a
-    thought, and is left alone.
-
-    >>> strip_think("<think>plan</think>Hi"), strip_think('<tool_call>{"code": "<think>"}</tool_call>')
-    ('Hi', '<tool_call>{"code": "<think>"}</tool_call>')
-    """
-    calls = _call_spans(text)
-    close = _find_outside(text, THINK_CLOSE, 0, calls)
-    opening = _find_outside(text, THINK_OPEN, 0, calls)
-    if close != -1 and (opening == -1 or close < opening):
-        text = text[close + len(THINK_CLOSE) :]
-        calls = _call_spans(text)
-    pieces: list[str] = []
-    position = 0
-    while True:  # a scan, not a regex: linear time on any input
-        opening = _find_outside(text, THINK_OPEN, position, calls)
-        if opening == -1:
-            pieces.append(text[position:])
-            break
-        pieces.append(text[position:opening])
-        close = text.find(THINK_CLOSE, opening + len(THINK_OPEN))
-        if close == -1:
-            break
-        position = close + len(THINK_CLOSE)
-    return "".join(pieces)
-
-
-def _call_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of each ``<tool_call>...</tool_call>`` body (an unclosed one runs to the end)."""
-    spans, position = [], 0
-    while (start := text.find(OPEN_TAG, position)) != -1:
-        end = text.find(CLOSE_TAG, start + len(OPEN_TAG))
-        end = len(text) if end == -1 else end
-        spans.append((start, end))
-        position = end + 1
-    return spans
-
-
-def _find_outside(text: str, tag: str, position: int, spans: list[tuple[int, int]]) -> int:
-    """The first ``tag`` at or after ``position`` that lies outside every span, else -1."""
-    starts = [start for start, _ in spans]
-    while (found := text.find(tag, position)) != -1:
-        index = bisect.bisect_right(starts, found) - 1  # the last span starting at or before it
-        if index < 0 or found >= spans[index][1]:
-            return found
-        position = spans[index][1]
-    return -1
 
 
 def parse_tool_calls(
