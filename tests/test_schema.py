@@ -6,6 +6,7 @@ from typing import Literal, Optional
 
 import pytest
 
+from pte_rl.errors import InputError
 from pte_rl.tools import ToolSchemaError, Toolset, calculator, function_schema, make_python_tool
 from pte_rl.tools.schema import parse_google_docstring
 
@@ -161,6 +162,7 @@ def test_broken_tools_fail_loudly_with_function_and_parameter(fn, message):
     with pytest.raises(ToolSchemaError, match=message.replace("[", r"\[").replace("*", r"\*")) as info:
         function_schema(fn)
     assert fn.__name__ in str(info.value)
+    assert isinstance(info.value, InputError) and isinstance(info.value, TypeError)  # bad input, still a TypeError
 
 
 def test_toolset_validates_arguments_against_the_schema():

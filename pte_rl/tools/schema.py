@@ -31,6 +31,8 @@ from typing import Any, Literal, Union
 
 import jsonschema
 
+from pte_rl.errors import InputTypeError
+
 _SECTION_RE = re.compile(
     r"^(Args|Arguments|Parameters|Returns|Return|Yields|Raises|Examples|Example|Notes|Note|Attributes)\s*:\s*$"
 )
@@ -38,8 +40,9 @@ _ARG_RE = re.compile(r"^(\*{0,2}\w+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
 _BASIC = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
-class ToolSchemaError(TypeError):
-    """A tool function whose signature or docstring cannot be turned into a JSON schema."""
+class ToolSchemaError(InputTypeError):
+    """A tool function whose signature or docstring cannot be turned into a JSON schema (the user's
+    input: a ``TypeError``, and an :class:`~pte_rl.errors.InputError` the command line reports on one line)."""
 
 
 def parse_google_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
