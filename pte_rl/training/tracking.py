@@ -55,7 +55,7 @@ PRODUCED_KEYS = ("accuracy",)
 _OWNER = "pte_rl.training.tracking.LocalMetricsCallback"
 
 __all__ = [
-    "LocalMetricsCallback", "MetricsRecorder", "ObservedRollout", "active_wandb_run", "batch_metrics",
+    "LocalMetricsCallback", "ObservedRollout", "active_wandb_run", "batch_metrics",
     "has_wandb_credentials", "init_wandb_env", "produced_here", "sample_table", "save_resolved_config",
     "truncate_after", "wants_wandb",
 ]
@@ -357,5 +357,3 @@ class ObservedRollout:
         self.recorder.on_rollout_batch(output["trajectory"], trainer)
         return output
 
-
-MetricsRecorder = LocalMetricsCallback  # the earlier name, kept for scripts that use it
