@@ -17,10 +17,9 @@ from typing import Any
 
 from pte_rl.cli import CLIError
 from pte_rl.cli.gamma import add_hardware_arguments, cost_model_from_args
-from pte_rl.cli.score import _load_tokenizer
+from pte_rl.cli.score import add_log_arguments, read_log_args
 from pte_rl.patterns import DEFAULT_TOOLSETS, PATTERNS, PatternConfig, detect, pattern_rates
 from pte_rl.pricing.cost import ATTENTION_MODES, CACHE_POLICIES, CostModel
-from pte_rl.pricing.jsonl import iter_trajectories
 
 
 def _toolsets(specs: list[str] | None) -> dict[str, str]:
@@ -51,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "PTE of the pattern-free ones).",
     )
     parser.add_argument(
-        "trajectories", metavar="TRAJECTORIES.jsonl", help="trajectories in the interchange format"
+        "trajectories", metavar="TRAJECTORIES.jsonl", help="a log: interchange format, ShareGPT or Hermes"
     )
     parser.add_argument("--json", action="store_true", help="print flags and metrics as one JSON object")
     parser.add_argument(
@@ -68,11 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--attention", choices=ATTENTION_MODES, default="paper", help="PTE decode attention mode"
     )
     parser.add_argument("--delta", type=float, metavar="D", help="per-decoded-token constant (default 0)")
-    parser.add_argument(
-        "--tokenizer",
-        metavar="DIR",
-        help="local tokenizer directory (with a chat template) to count turns without `usage`",
-    )
+    add_log_arguments(parser)
     parser.add_argument(
         "--toolsets",
         nargs="+",
@@ -138,8 +133,7 @@ def _null_nan(metrics: dict[str, float]) -> dict[str, float | None]:
 def run(args: argparse.Namespace) -> int:
     config = _config(args)
     model = _cost_model(args)
-    tokenizer = _load_tokenizer(args.tokenizer) if args.tokenizer else None
-    trajectories = list(iter_trajectories(args.trajectories, tokenizer))
+    trajectories = read_log_args(args)
     if not trajectories:
         raise CLIError(f"{args.trajectories}: no trajectories in the file")
     flags = [detect(t, config) for t in trajectories]

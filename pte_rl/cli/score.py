@@ -22,7 +22,8 @@ import numpy as np
 from pte_rl.cli import CLIError
 from pte_rl.cli.gamma import add_hardware_arguments, cost_model_from_args
 from pte_rl.pricing.cost import ATTENTION_MODES, CACHE_POLICIES, CostModel, TurnTable, pte_batch
-from pte_rl.pricing.jsonl import iter_trajectories, write_jsonl
+from pte_rl.pricing.formats import FORMATS, iter_log
+from pte_rl.pricing.jsonl import write_jsonl
 from pte_rl.pricing.trajectory import Trajectory
 
 ROW_FIELDS = ("id", "task_id", "pte", "prefill", "decode", "generated_tokens", "total_tokens", "tool_calls",
@@ -99,12 +100,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Price every trajectory of a JSONL log with PTE. gamma comes from --gamma, or from "
         "--model-config and a hardware profile, or from a calibrated profile (--hardware FILE.json).",
     )
-    parser.add_argument("trajectories", metavar="TRAJECTORIES.jsonl", help="trajectories in the interchange format")
+    parser.add_argument("trajectories", metavar="TRAJECTORIES.jsonl",
+                        help="a log: the interchange format, ShareGPT or Hermes (see --format)")
     parser.add_argument("--gamma", type=float, metavar="G", help="gamma, given directly")
     parser.add_argument("--model-config", metavar="CONFIG", help="config.json or model dir to derive gamma from")
     add_hardware_arguments(parser, mode_flag="--gamma-mode")
-    parser.add_argument("--tokenizer", metavar="DIR",
-                        help="local tokenizer directory (with a chat template) to count turns without `usage`")
+    add_log_arguments(parser)
     parser.add_argument("--cache", choices=CACHE_POLICIES, default="evict",
                         help="evict (the paper's): prefill the whole context every turn; reuse: only new "
                              "tokens; measured: skip the recorded cached tokens")
@@ -115,6 +116,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="FILE", help="write the per-trajectory rows here (JSONL)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)
+
+
+def add_log_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--format`` and ``--tokenizer``: how a log is read (shared by score and patterns)."""
+    parser.add_argument("--format", choices=FORMATS, default="auto",
+                        help="log shape: openai (the interchange format), sharegpt ({conversations: [{from, "
+                             "value}]}), hermes (<tool_call> blocks in assistant text); auto (default) detects "
+                             "it per record")
+    parser.add_argument("--tokenizer", metavar="DIR",
+                        help="local tokenizer directory (with a chat template) to count turns without `usage`")
+
+
+def read_log_args(args: argparse.Namespace) -> list[Trajectory]:
+    """The trajectories of ``args.trajectories`` in ``args.format``, counted with ``--tokenizer`` if given."""
+    tokenizer = _load_tokenizer(args.tokenizer) if args.tokenizer else None
+    return list(iter_log(args.trajectories, tokenizer, args.format))
 
 
 def _load_tokenizer(directory: str) -> Any:
@@ -155,8 +172,7 @@ def _print_summary(summary: dict[str, Any], header: str) -> None:
 def run(args: argparse.Namespace) -> int:
     model, source = cost_model_from_args(args)
     gamma, delta = model.gamma, model.delta
-    tokenizer = _load_tokenizer(args.tokenizer) if args.tokenizer else None
-    trajectories = list(iter_trajectories(args.trajectories, tokenizer))
+    trajectories = read_log_args(args)
     rows = score_rows(trajectories, model)
     if args.out:
         write_jsonl(args.out, rows)

@@ -33,29 +33,17 @@ what was expected. Writing is atomic: a file is complete or absent.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pte_rl.errors import InputError
+from pte_rl.pricing.checks import FormatError as FormatError
+from pte_rl.pricing.checks import PathLike as PathLike
+from pte_rl.pricing.checks import Where as Where
+from pte_rl.pricing.checks import check_message, check_record, count
 from pte_rl.pricing.trajectory import Event, ToolCall, Trajectory, Turn, _content_text, parse_arguments, renderable
-
-PathLike = str | os.PathLike[str]
-Where = tuple[str | None, int | None]
-"""(file, line) of a record, for :class:`FormatError`; either may be unknown."""
-
-
-class FormatError(InputError):
-    """Bad input: names the file, the line (1-based), the field, and what was expected."""
-
-    def __init__(self, path: PathLike | None, line: int | None, field: str, expected: str):
-        self.path, self.line, self.field, self.expected = path, line, field, expected
-        where = f"{path}:{line}" if path is not None and line is not None else (str(path) if path else "record")
-        super().__init__(f"{where}: field '{field}': {expected}")
-
 
 # ---------------------------------------------------------------- reading JSONL
 
@@ -120,21 +108,14 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _BadLine(f"expected valid JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; nesting too deep
+        raise _BadLine(f"expected valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
     if not isinstance(record, dict):
         raise _BadLine(f"expected a JSON object, got {type(record).__name__}")
     return record
 
 
 # ---------------------------------------------------------------- records -> trajectories
-
-
-def _count(value: Any, field: str, where: Where) -> int:
-    if (
-        isinstance(value, bool) or not isinstance(value, int | float)
-        or (isinstance(value, float) and not math.isfinite(value)) or value != int(value) or value < 0
-    ):
-        raise FormatError(*where, field, f"expected a non-negative integer, got {value!r}")
-    return int(value)
 
 
 def _split(total: int, weights: list[int]) -> list[int]:
@@ -195,16 +176,12 @@ def parse_record(
         tool_msgs_per_turn.append(tool_msgs)
     _fill_tool_tokens(turns, tool_msgs_per_turn, messages, tools, counter, where)
     events = _events(record.get("events") or [], where)
-    correct = record.get("correct")
-    if correct is not None and not isinstance(correct, bool | int):
-        raise FormatError(*where, "correct", "expected true, false or null")
-    metadata = record.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise FormatError(*where, "metadata", "expected an object")
+    correct, metadata = record.get("correct"), record.get("metadata") or {}
+    answer = record.get("answer")
     return Trajectory(
         turns=turns, id=None if record.get("id") is None else str(record["id"]),
         task_id=None if record.get("task_id") is None else str(record["task_id"]),
-        answer=record.get("answer"), ground_truth=record.get("ground_truth"),
+        answer=None if answer is None else str(answer), ground_truth=record.get("ground_truth"),
         correct=None if correct is None else bool(correct), messages=messages, tools=tools,
         events=events, metadata=metadata,
     )
@@ -223,6 +200,8 @@ def _checked_chat(record: Any, where: Where) -> tuple[list[dict[str, Any]], list
     for k, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool", "developer"):
             raise FormatError(*where, f"messages[{k}].role", "expected system, user, assistant or tool")
+        check_message(m, k, where)
+    check_record(record, where)
     return messages, tools
 
 
@@ -240,13 +219,13 @@ def _turn(
         for key in ("prompt_tokens", "completion_tokens"):
             if key not in usage:
                 raise FormatError(*where, f"messages[{k}].usage.{key}", "expected a non-negative integer")
-        context = _count(usage["prompt_tokens"], f"messages[{k}].usage.prompt_tokens", where)
-        decode = _count(usage["completion_tokens"], f"messages[{k}].usage.completion_tokens", where)
+        context = count(usage["prompt_tokens"], f"messages[{k}].usage.prompt_tokens", where)
+        decode = count(usage["completion_tokens"], f"messages[{k}].usage.completion_tokens", where)
         raw_cached = usage.get("cached_tokens")
         if raw_cached is None and isinstance(usage.get("prompt_tokens_details"), dict):
             raw_cached = usage["prompt_tokens_details"].get("cached_tokens")
         if raw_cached is not None:
-            cached = _count(raw_cached, f"messages[{k}].usage.cached_tokens", where)
+            cached = count(raw_cached, f"messages[{k}].usage.cached_tokens", where)
     elif counter is not None:
         context = counter.length(messages[:k], tools, generation_prompt=True)
         decode = max(0, counter.length(messages[: k + 1], tools, generation_prompt=False) - context)
@@ -284,10 +263,7 @@ def _tool_calls(m: dict[str, Any], k: int, tool_msgs: ToolMessages, where: Where
 
 def _events(raw_events: Any, where: Where) -> list[Event]:
     events = []
-    for e_i, e in enumerate(raw_events):
-        if not isinstance(e, dict) or "kind" not in e or isinstance(e.get("turn"), bool) \
-                or not isinstance(e.get("turn"), int):
-            raise FormatError(*where, f"events[{e_i}]", "expected an object with 'turn' (an integer) and 'kind'")
+    for e in raw_events:  # checked by check_record
         events.append(Event(turn=int(e["turn"]), kind=str(e["kind"]), detail=str(e.get("detail", "")),
                             text=str(e.get("text", "")), tool=e.get("tool")))
     return events
@@ -302,7 +278,7 @@ def _fill_tool_tokens(
         given = [tm.get("tokens") for _, tm in tool_msgs]
         per_msg: list[int] | None = None
         if tool_msgs and all(g is not None for g in given):
-            per_msg = [_count(g, f"messages[{j}].tokens", where) for (j, _), g in zip(tool_msgs, given, strict=True)]
+            per_msg = [count(g, f"messages[{j}].tokens", where) for (j, _), g in zip(tool_msgs, given, strict=True)]
         elif tool_msgs and counter is not None:
             per_msg = [
                 max(0, counter.length(messages[: j + 1], tools, False) - counter.length(messages[:j], tools, False))
