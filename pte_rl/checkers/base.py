@@ -28,7 +28,8 @@ _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _BOXED = re.compile(r"\\(?:boxed|fbox|framebox)\s*(\{|\s+[^\s${}]+)")
 _FINAL = re.compile(
-    r"(?:\b(?:final\s+answer|the\s+answer)\s*(?:is|:)|\banswer\s*:|####)\s*(?:\*\*)?:?\s*(.+)", re.IGNORECASE
+    r"(?:\b(?:final\s+answer|the\s+answer)(?:\*\*|__)?\s*(?:is|:)|\banswer(?:\*\*|__)?\s*:|####)\s*(?:\*\*)?:?\s*(.+)",
+    re.IGNORECASE,
 )
 
 

@@ -6,21 +6,24 @@ text that shows it. The four patterns of the PTE paper (Sec. 5), then three more
 
 ``confirmatory``         the final answer (``answer``, else the one extracted from the last turn) or
                          the ground truth already stands in the assistant's text (reasoning
-                         included) before its first call of a computation tool (``compute_tools``):
-                         the tool only confirms. Numbers match as number tokens (``42`` is not found
+                         included) before its first call of a computation tool (``compute_tools``,
+                         by default any tool of the code family, :func:`tool_family`): the tool
+                         only confirms. Numbers match as number tokens (``42`` is not found
                          in ``142`` or ``4.2``; ``1,000`` is ``1000``); other answers as normalised
                          whole words, formulas as the same characters with any spacing. Short
                          answers (``2``) make this lenient: the evidence shows the context.
-``tool_mixing``          calls from more than one toolset (``toolsets`` maps tool -> set; default
-                         search, visit, web_search, browse, fetch -> ``web``; python, calculator,
-                         code_interpreter -> ``compute``, as both do computation; any other tool
-                         is a set of its own). Calls that failed to parse or name no given tool
-                         do not count.
+``tool_mixing``          calls from more than one toolset (``toolsets`` maps tool -> set; a tool
+                         not listed goes by its family: search and reading tools -> ``web``, code
+                         and calculators -> ``compute``, as both do computation; a tool of no
+                         family is a set of its own). Calls that failed to parse or name no given
+                         tool do not count.
 ``lack_of_tool_priors``  a call that failed in the tool or returned nothing: ``ToolCall.error`` a
                          tool error (timeout, memory, killed, exception, tool_error, empty_output,
                          or any other kind that is not a format failure),
-                         events ``tool_error`` / ``empty_output``, an empty tool output, or a
-                         Python traceback in it (logs without pte_rl's ``error`` field).
+                         events ``tool_error`` / ``empty_output``, or, in logs without pte_rl's
+                         ``error`` field, an output that printed nothing or raised, read through
+                         its wrapper (plain text, ``stdout:``/``stderr:`` sections, JSON with
+                         ``stdout``/``output``/``error``/``exit_code`` keys: pte_rl.patterns.outputs).
 ``format_collapse``      a call outside the protocol: events ``bad_json``, ``unknown_tool``,
                          ``bad_arguments``, ``code_block``, ``plain_text_call`` (or ``ToolCall.error``
                          one of them), and the same read from the raw text when no event says so:
@@ -62,7 +65,10 @@ from pte_rl.patterns.base import (
     PATTERNS,
     Flag,
     PatternConfig,
+    is_compute_tool,
+    tool_family,
     tool_to_set,
+    toolset_of,
     turn_texts,
 )
 from pte_rl.patterns.detectors import (
@@ -76,6 +82,7 @@ from pte_rl.patterns.detectors import (
     tool_mixing,
 )
 from pte_rl.patterns.format import format_collapse
+from pte_rl.patterns.outputs import ToolOutput, read_output
 from pte_rl.pricing.cost import Attention, CachePolicy, CostModel, pte_batch
 from pte_rl.pricing.trajectory import Trajectory
 
@@ -87,18 +94,23 @@ __all__ = [
     "PATTERNS",
     "Flag",
     "PatternConfig",
+    "ToolOutput",
     "canonical_arguments",
     "confirmatory",
     "detect",
     "format_collapse",
     "front_loading",
     "front_loading_share",
+    "is_compute_tool",
     "lack_of_tool_priors",
     "overlong_responses",
     "pattern_rates",
+    "read_output",
     "repeated_calls",
+    "tool_family",
     "tool_mixing",
     "tool_to_set",
+    "toolset_of",
     "turn_texts",
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,17 @@ DEFAULT_TOOLSETS: dict[str, str] = {
     "code_interpreter": "compute",
 }
 DEFAULT_COMPUTE_TOOLS = ("python", "calculator", "code_interpreter")
+
+# Tool families, read from the name's words (snake_case, kebab-case, dotted or camelCase), so that
+# other harnesses' spellings (python_tool, execute_python, google_search, open_url, ...) are known.
+_SEARCH_WORDS = re.compile(r"(?:^|_)(?:\w*search\w*|google|bing|serp\w*|tavily|duckduckgo|ddg|exa)(?:_|$)")
+_READ_WORDS = re.compile(
+    r"(?:^|_)(?:visit\w*|browse|browser|browsing|fetch\w*|scrape\w*|crawl\w*|url|urls|page|webpage|jina)(?:_|$)"
+)
+_COMPUTE_WORDS = re.compile(
+    r"(?:^|_)(?:i?python\d?|py|jupyter|notebook|code|interpreter|repl|exec|execute|calc|calculator|"
+    r"calculate|compute|math|sympy|wolfram\w*)(?:_|$)"
+)
 FORMAT_KINDS = frozenset({"bad_json", "unknown_tool", "bad_arguments", "code_block", "plain_text_call"})
 PYTHON_FENCE_LANGUAGES = ("python", "py", "python3", "py3", "ipython")
 
@@ -38,10 +50,14 @@ PYTHON_FENCE_LANGUAGES = ("python", "py", "python3", "py3", "ipython")
 class PatternConfig:
     """The detectors' knobs."""
 
-    compute_tools: tuple[str, ...] = DEFAULT_COMPUTE_TOOLS
-    """Tools whose first call makes a prior statement of the answer *confirmatory*."""
+    compute_tools: tuple[str, ...] | None = None
+    """Tools whose first call makes a prior statement of the answer *confirmatory*; None: the code
+    family (:func:`tool_family`), given explicitly: exactly these."""
     toolsets: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TOOLSETS))
-    """Tool name -> toolset name (``{set: [tools]}`` is accepted too); unlisted tools are sets of their own."""
+    """Tool name -> toolset name (``{set: [tools]}`` is accepted too); an unlisted tool goes to its
+    family's set (``web`` / ``compute``) when ``tool_families``, else is a set of its own."""
+    tool_families: bool = True
+    """Recognise tools by family from their names (search, reading, code); False: only the lists."""
     overlong_tokens: int = 2048
     """A tool response over this many tokens is overlong."""
     front_loading_share: float = 0.8
@@ -53,7 +69,8 @@ class PatternConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "toolsets", tool_to_set(self.toolsets))
-        object.__setattr__(self, "compute_tools", tuple(self.compute_tools))
+        if self.compute_tools is not None:
+            object.__setattr__(self, "compute_tools", tuple(self.compute_tools))
         object.__setattr__(self, "enabled", tuple(self.enabled))
         unknown = [p for p in self.enabled if p not in PATTERNS]
         if unknown:
@@ -64,6 +81,35 @@ class PatternConfig:
             raise InputError(
                 f"front_loading_share: expected a share in [0, 1], got {self.front_loading_share!r}"
             )
+
+
+def tool_family(name: str) -> str | None:
+    """``"search"``, ``"read"`` (web pages), ``"compute"`` (code, calculators) or None, from the name.
+
+    >>> [tool_family(n) for n in ("python_tool", "executePython", "google_search", "open_url", "lookup")]
+    ['compute', 'compute', 'search', 'read', None]
+    """
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    words = "_".join(w for w in re.split(r"[^A-Za-z0-9]+", words.lower()) if w)
+    for family, pattern in (("search", _SEARCH_WORDS), ("read", _READ_WORDS), ("compute", _COMPUTE_WORDS)):
+        if pattern.search(words):
+            return family
+    return None
+
+
+def is_compute_tool(name: str, config: PatternConfig) -> bool:
+    """Whether a call of ``name`` computes: in ``compute_tools`` when given, else by family."""
+    if config.compute_tools is not None:
+        return name in config.compute_tools
+    return name in DEFAULT_COMPUTE_TOOLS or (config.tool_families and tool_family(name) == "compute")
+
+
+def toolset_of(name: str, config: PatternConfig) -> str:
+    """The toolset of ``name``: listed in ``toolsets``, else its family's (search/read -> ``web``)."""
+    if name in config.toolsets:
+        return config.toolsets[name]
+    family = tool_family(name) if config.tool_families else None
+    return {"search": "web", "read": "web", "compute": "compute"}.get(family or "", name)
 
 
 def tool_to_set(toolsets: Mapping[str, Any]) -> dict[str, str]:

@@ -14,10 +14,13 @@ from pte_rl.patterns.base import (
     FORMAT_KINDS,
     Flag,
     PatternConfig,
+    is_compute_tool,
     snippet,
+    toolset_of,
     turn_texts,
     unique_flags,
 )
+from pte_rl.patterns.outputs import read_output
 from pte_rl.pricing.trajectory import Trajectory
 
 # ---------------------------------------------------------------- confirmatory
@@ -100,7 +103,7 @@ def confirmatory(trajectory: Trajectory, config: PatternConfig = DEFAULT_CONFIG)
             (i, c)
             for i, t in enumerate(trajectory.turns)
             for c in t.tool_calls
-            if c.name in config.compute_tools
+            if is_compute_tool(c.name, config)
         ),
         None,
     )
@@ -142,7 +145,7 @@ def tool_mixing(trajectory: Trajectory, config: PatternConfig = DEFAULT_CONFIG) 
         for call in turn.tool_calls:
             if call.error in ("bad_json", "unknown_tool") or (given is not None and call.name not in given):
                 continue
-            seen.setdefault(config.toolsets.get(call.name, call.name), (index, call.name))
+            seen.setdefault(toolset_of(call.name, config), (index, call.name))
     if len(seen) < 2:
         return []
     second_turn = sorted(t for t, _ in seen.values())[1]
@@ -150,7 +153,23 @@ def tool_mixing(trajectory: Trajectory, config: PatternConfig = DEFAULT_CONFIG) 
     return [Flag("tool_mixing", second_turn, f"{len(seen)} toolsets: {listed}", value=float(len(seen)))]
 
 
-_TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\w*(?:Error|Exception): ", re.MULTILINE)
+_EXCEPTION_LINE = re.compile(r"^\w*(?:Error|Exception|Interrupt|Exit)\b:?.*$", re.MULTILINE)
+
+
+def _output_flag(index: int, name: str, text: str) -> Flag | None:
+    """An empty or raising output, read through its wrapper (pte_rl.patterns.outputs)."""
+    output = read_output(text)
+    if output.empty:
+        shown = "" if output.wrapper == "plain" and not text.strip() else f" ({output.wrapper}: {text.strip()[:80]!r})"
+        return Flag("lack_of_tool_priors", index, f"{name} returned nothing{shown}", "empty_output")
+    if output.raised:
+        errors = output.errors or output.printed
+        raised = _EXCEPTION_LINE.findall(errors)  # the exception itself says most, a traceback's last line
+        shown = raised[-1].strip()[:200] if raised else errors.strip().replace("\n", " ")[:200]
+        if not shown and output.exit_code:
+            shown = f"exit code {output.exit_code}"
+        return Flag("lack_of_tool_priors", index, f"{name} output: {shown}", "tool_error")
+    return None
 
 
 def lack_of_tool_priors(trajectory: Trajectory, config: PatternConfig = DEFAULT_CONFIG) -> list[Flag]:
@@ -171,19 +190,10 @@ def lack_of_tool_priors(trajectory: Trajectory, config: PatternConfig = DEFAULT_
                         call.error,
                     )
                 )
-            elif call.error is None and call.output is not None and not call.output.strip():
-                flags.append(
-                    Flag("lack_of_tool_priors", index, f"{call.name} returned nothing", "empty_output")
-                )
-            elif call.error is None and call.output and (match := _TRACEBACK.search(call.output)):
-                flags.append(
-                    Flag(
-                        "lack_of_tool_priors",
-                        index,
-                        f"{call.name} output: {snippet(call.output, *match.span())}",
-                        "tool_error",
-                    )
-                )
+            elif call.error is None and call.output is not None:
+                flag = _output_flag(index, call.name, call.output)
+                if flag is not None:
+                    flags.append(flag)
     return unique_flags(flags)
 
 

@@ -21,6 +21,7 @@ from pte_rl.pricing.trajectory import Trajectory
 
 _TOOL_CALL_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.DOTALL)
 _FENCE = re.compile(r"^ {0,3}```[ \t]*(\w*)[^\n]*\n(.*?)(?:^ {0,3}```|\Z)", re.DOTALL | re.MULTILINE)
+_CODE_TOOL = re.compile(r"python|code|jupyter|exec|interpreter|repl", re.IGNORECASE)  # runs a python fence
 _JSON_CALL = re.compile(r'\{\s*"name"\s*:\s*"([\w.-]+)"')
 
 
@@ -79,7 +80,7 @@ def format_collapse(trajectory: Trajectory, config: PatternConfig = DEFAULT_CONF
             if problem:
                 flags.append(Flag("format_collapse", index, problem[1], problem[0]))
     names = set(schemas) if schemas is not None else set(trajectory.tool_call_counts())
-    code_tool = any("python" in n or "code" in n for n in names)
+    code_tool = any(_CODE_TOOL.search(n) for n in names)
     for index, raw in enumerate(turn_texts(trajectory)):
         text = strip_reasoning(raw)
         blocks = list(_TOOL_CALL_BLOCK.finditer(text))
