@@ -1,6 +1,8 @@
 """Pattern detectors on logs of other harnesses: tool names, output wrappers and answer forms that
 pte_rl does not write itself. Each record of tests/data/foreign/*.jsonl carries ``expect``: every
-pattern it must show (true) and must not show (false); the reader ignores that key."""
+pattern it must show (true) and must not show (false); the reader ignores that key. The same
+trajectories in ShareGPT and Hermes shapes (tests/data/foreign/sharegpt/, .../hermes/) give the
+same flags through ``pte-rl patterns``."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from pte_rl.checkers import extract_answer
+from pte_rl.cli import main
 from pte_rl.patterns import PATTERNS, PatternConfig, confirmatory, detect, lack_of_tool_priors, tool_mixing
 from pte_rl.patterns.base import is_compute_tool, tool_family, toolset_of
 from pte_rl.patterns.outputs import read_output
+from pte_rl.pricing.formats import detect_format
 from pte_rl.pricing.jsonl import read_trajectories
 from pte_rl.pricing.trajectory import Trajectory
 
@@ -142,3 +146,28 @@ def test_read_output_in_its_wrappers(text, empty, raised, wrapper):
 )
 def test_final_answers_in_their_common_forms(text, answer):
     assert extract_answer(text)[0] == answer
+
+
+# ---------------------------------------------------------------- the same logs in other shapes
+
+
+def _cli_flags(path: Path, capsys) -> dict[str, list[tuple]]:
+    """``pte-rl patterns PATH --json`` (shape detected) -> id -> sorted (pattern, turn, kind)."""
+    assert main(["patterns", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    return {t["id"]: sorted((f["pattern"], f["turn"], f["kind"]) for f in t["flags"]) for t in out["trajectories"]}
+
+
+@pytest.mark.parametrize("shape", ["sharegpt", "hermes"])
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_sharegpt_and_hermes_shapes_give_the_same_flags(path, shape, capsys):
+    other = FOREIGN / shape / path.name
+    first = json.loads(other.read_text().splitlines()[0])
+    assert detect_format(first) == shape
+    expected, found = _cli_flags(path, capsys), _cli_flags(other, capsys)
+    assert set(found) == set(expected) and sum(map(len, expected.values())) > 0
+    for record_id, flags in expected.items():
+        if shape == "hermes":  # one assistant message per turn, as in the OpenAI form
+            assert found[record_id] == flags, record_id
+        else:  # ShareGPT splits a turn's text and its call into two turns: the turns shift
+            assert [(p, k) for p, _, k in found[record_id]] == [(p, k) for p, _, k in flags], record_id
