@@ -41,6 +41,7 @@ def make_python_tool(
     *,
     max_output_bytes: int = 4 * 1024 * 1024,
     max_processes: int = 32,
+    tmp_mb: int = 64,
     name: str = "python",
 ) -> Callable[[str], str]:
     """A ``python(code)`` tool running each call in a fresh sandbox with these limits.
@@ -51,6 +52,7 @@ def make_python_tool(
         output_budget: bytes of stdout (and of stderr) the model sees; the middle is cut with a marker.
         max_output_bytes: output after which the run is stopped.
         max_processes: RLIMIT_NPROC for the code.
+        tmp_mb: the size of the code's private ``/tmp`` (its working directory) and ``/dev/shm``.
         name: the tool's name in the schema.
     """
 
@@ -62,6 +64,7 @@ def make_python_tool(
             output_budget=output_budget,
             max_output_bytes=max_output_bytes,
             max_processes=max_processes,
+            tmp_mb=tmp_mb,
         )
         return format_result(
             result, timeout_s=timeout_s, memory_mb=memory_mb, max_output_bytes=max_output_bytes

@@ -22,6 +22,10 @@ Layers, outermost first (``sandbox_layers()`` says which are active; docs/tools.
 * **Resource limits**, set by the child's start-up code before the model's code, hard == soft:
   RLIMIT_CPU (timeout + 1 s), RLIMIT_AS (``memory_mb``), RLIMIT_NPROC (``max_processes``; as a
   non-root caller: its current task count + ``max_processes``), RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_CORE=0.
+* **A private /tmp** (in the mount namespace; :mod:`pte_rl.tools.mounts`): fresh tmpfs on ``/tmp``
+  and ``/dev/shm`` (``tmp_mb`` each, gone with the run), the working directory inside that ``/tmp``,
+  every other writable host mount read-only. Without it: TMPDIR is the run's directory, but the
+  host's ``/tmp`` and ``/dev/shm`` stay writable (``SandboxLayers.describe()`` says which).
 * **A clean environment**: only PATH, LANG, HOME/TMPDIR (the run's fresh directory, deleted after),
   thread-count variables; the interpreter runs with ``-I`` (no PYTHON* variables, no user site).
 * **A prelude** (``_sandbox_runner.py``): a socket layer and process creation that raise
@@ -45,9 +49,16 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pte_rl.tools.mounts import (
+    interpreter_in_prefix,
+    namespace_script,
+    private_paths,
+    relocated_sys_path,
+    write_code,
+)
 from pte_rl.tools.processes import (
     acquire_uid,
     collect_output,
@@ -60,7 +71,6 @@ from pte_rl.tools.processes import (
 
 RUNNER_SOURCE = (Path(__file__).with_name("_sandbox_runner.py")).read_text(encoding="utf-8")
 EXIT_MEMORY = 99  # the runner's exit status after a MemoryError (see _sandbox_runner.py)
-_EXIT_MOUNT_FAILED = 125
 STARTUP_TIMEOUT_S = 60.0  # the sandbox's own start-up (not the code's time); only a stalled machine hits it
 _NAMESPACES = ("mount", "net", "pid", "ipc", "uts")
 
@@ -77,11 +87,16 @@ class SandboxLayers:
     drop_uid: bool = False
     relocate_interpreter: bool = False
     drop_capabilities: bool = False
+    private_tmp: bool = False  # tmpfs /tmp and /dev/shm, host mounts read-only (needs the mount namespace)
 
     def describe(self) -> str:
         parts = ["process group", "rlimits", "clean env", "fresh tmp dir", "socket/process prelude"]
         if self.namespaces:
             parts.append("namespaces(" + ",".join(self.namespaces) + ")")
+        if self.private_tmp:
+            parts.append("private /tmp and /dev/shm (tmpfs), host mounts read-only")
+        else:
+            parts.append("TMPDIR in the run dir only (host /tmp and /dev/shm writable)")
         if self.drop_uid:
             parts.append("per-run uid" + (" (relocated interpreter)" if self.relocate_interpreter else ""))
         if self.drop_capabilities:
@@ -124,6 +139,7 @@ def run_python(
     max_processes: int = 32,
     max_open_files: int = 256,
     file_size_mb: int = 16,
+    tmp_mb: int = 64,
     block_network: bool = True,
     block_processes: bool = True,
     extra_env: dict[str, str] | None = None,
@@ -141,6 +157,8 @@ def run_python(
         max_processes: processes/threads the code may have (RLIMIT_NPROC; see the module docstring).
         max_open_files: RLIMIT_NOFILE.
         file_size_mb: the largest file the code may write (RLIMIT_FSIZE).
+        tmp_mb: the size of the private ``/tmp`` (which holds the working directory) and of the
+            private ``/dev/shm``, when that layer is on.
         block_network / block_processes: install the prelude's socket / process-creation blocks.
         extra_env: variables added to the child's clean environment.
         layers: the isolation layers; default: the strongest set that works here (:func:`sandbox_layers`).
@@ -155,6 +173,7 @@ def run_python(
         ("max_processes", max_processes, 1),
         ("max_open_files", max_open_files, 16),
         ("file_size_mb", file_size_mb, 0),
+        ("tmp_mb", tmp_mb, 1),
     ):
         if not value >= low:
             raise ValueError(f"run_python: {name} must be >= {low}, got {value!r}")
@@ -167,12 +186,17 @@ def run_python(
         "RLIMIT_CORE": 0,
     }
     config = _child_config(rlimits, block_network, block_processes)
+    config["tmp_mb"] = tmp_mb
     return _run(code, layers or sandbox_layers(), config, timeout_s, output_budget, max_output_bytes, extra_env)
 
 
 def _child_config(rlimits: dict[str, int], block_network: bool, block_processes: bool) -> dict:
-    """What the runner (``_sandbox_runner.py``) sets up before the code: limits, blocks, module path."""
+    """What the runner (``_sandbox_runner.py``) sets up before the code: limits, blocks, module path.
+
+    ``tmp_mb`` (the private /tmp's size; 64 MB unless ``run_python`` sets it) is read by the parent only.
+    """
     return {
+        "tmp_mb": 64,
         "rlimits": rlimits,
         "block_network": block_network,
         "block_processes": block_processes,
@@ -203,20 +227,22 @@ def sandbox_layers(refresh: bool = False) -> SandboxLayers:
 
 def candidate_layers() -> list[SandboxLayers]:
     """Layer sets to try, strongest first (the last one, no optional layer, always works)."""
-    has = {tool: shutil.which(tool) is not None for tool in ("unshare", "setpriv", "mount", "sh")}
+    has = {tool: shutil.which(tool) is not None for tool in ("unshare", "setpriv", "mount", "sh", "install")}
     use_ns = os.environ.get("PTE_RL_SANDBOX_NAMESPACES", "1") != "0" and has["unshare"] and has["sh"]
     use_uid = os.environ.get("PTE_RL_SANDBOX_DROP_UID", "1") != "0" and has["setpriv"] and os.geteuid() == 0
     candidates = []
     if use_ns and os.geteuid() == 0:
         if use_uid:
             candidates.append(SandboxLayers(_NAMESPACES, drop_uid=True, drop_capabilities=True))
-            if has["mount"] and _interpreter_in_prefix() is not None:
+            if has["mount"] and interpreter_in_prefix() is not None:
                 candidates.append(
                     SandboxLayers(_NAMESPACES, True, relocate_interpreter=True, drop_capabilities=True)
                 )
         candidates.append(SandboxLayers(_NAMESPACES, drop_capabilities=has["setpriv"]))
     elif use_ns:
         candidates.append(SandboxLayers(("user", *_NAMESPACES), drop_capabilities=has["setpriv"]))
+    if has["mount"] and has["install"]:  # each namespace set first with the private /tmp, then without
+        candidates = [v for c in candidates for v in ((replace(c, private_tmp=True), c) if c.namespaces else (c,))]
     if use_uid:
         candidates.append(SandboxLayers(drop_uid=True, drop_capabilities=True))
     candidates.append(SandboxLayers())
@@ -237,12 +263,6 @@ def _probe(layers: SandboxLayers) -> bool:
     )
 
 
-def _interpreter_in_prefix() -> str | None:
-    """The interpreter's path relative to its installation prefix, or None when it lives elsewhere."""
-    relative = os.path.relpath(os.path.realpath(sys.executable), os.path.realpath(sys.base_prefix))
-    return None if relative.startswith("..") else relative
-
-
 # -- one run ---------------------------------------------------------------------------------------
 
 
@@ -258,7 +278,7 @@ def _run(
     uid = acquire_uid() if layers.drop_uid else None
     run_dir = tempfile.mkdtemp(prefix="pte_rl_sandbox_")
     try:
-        work = _write_code(code, run_dir, uid)
+        work = write_code(code, run_dir, uid)
         if uid is None and os.geteuid() != 0 and "RLIMIT_NPROC" in config["rlimits"]:
             # RLIMIT_NPROC counts every task of the uid: the code's allowance comes on top of the caller's.
             config = {**config, "rlimits": {**config["rlimits"]}}
@@ -293,18 +313,6 @@ def _run(
     )
 
 
-def _write_code(code: str, run_dir: str, uid: int | None) -> str:
-    """The run's working directory (``run_dir/work``) holding ``main.py``, owned by the run's uid."""
-    work = os.path.join(run_dir, "work")
-    os.mkdir(work, 0o700)
-    Path(work, "main.py").write_text(code, encoding="utf-8", errors="surrogatepass")
-    if uid is not None:
-        os.chmod(run_dir, 0o711)
-        for path in (work, os.path.join(work, "main.py")):
-            os.chown(path, uid, uid)
-    return work
-
-
 def _spawn(argv: list[str], env: dict[str, str], work: str, ready_read: int, ready_write: int) -> subprocess.Popen:
     """Start the child in a new session; it inherits only the write end of the ready pipe."""
     try:
@@ -335,29 +343,32 @@ def _outcome(returncode: int, reason: str | None, layers: SandboxLayers) -> tupl
 def _command(
     layers: SandboxLayers, uid: int | None, run_dir: str, work: str, config: dict
 ) -> tuple[list[str], dict[str, str]]:
+    if layers.private_tmp:
+        work, mount_point = private_paths(run_dir)  # the paths inside the namespace's private /tmp
+    else:
+        mount_point = os.path.join(run_dir, "python")
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "HOME": work,
-        "TMPDIR": work,
+        "TMPDIR": "/tmp" if layers.private_tmp else work,
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
     }
-    interpreter = sys.executable
-    mount_script = ""
-    prefix = mount_point = "-"
+    interpreter, prefix = sys.executable, None
+    config = dict(config)
     if layers.relocate_interpreter:
         prefix = os.path.realpath(sys.base_prefix)
-        mount_point = os.path.join(run_dir, "python")
-        os.mkdir(mount_point, 0o755)
-        interpreter = os.path.join(mount_point, _interpreter_in_prefix() or "")
+        if not layers.private_tmp:
+            os.mkdir(mount_point, 0o755)
+        interpreter = os.path.join(mount_point, interpreter_in_prefix() or "")
         env["LD_LIBRARY_PATH"] = os.path.join(mount_point, "lib")
         # The caller's module path, its stdlib entries moved under the mount point: the same stdlib
         # and site-packages (and their compiled .pyc files) as the caller, not the base install's.
-        config = {**config, "sys_path": _relocated_sys_path(mount_point)}
-        mount_script = f'{shutil.which("mount")} --bind "$1" "$2" || exit {_EXIT_MOUNT_FAILED}; '
+        config = {**config, "sys_path": relocated_sys_path(mount_point)}
+    tmp_mb = int(config.pop("tmp_mb", 64))
     argv = [interpreter, "-I", "-c", RUNNER_SOURCE, json.dumps(config)]
     if layers.drop_uid or layers.drop_capabilities:
         privileges = [shutil.which("setpriv") or "setpriv", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
@@ -369,23 +380,10 @@ def _command(
         flags += ["--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--mount-proc"]
         # sh stays the namespace's first process (no exec), so the code is not pid 1: its own signals
         # work as usual, and it cannot signal its parent (pid 1 ignores signals from inside).
-        script = mount_script + 'shift 2; "$@"; exit $?'
-        unshare, sh = shutil.which("unshare") or "unshare", shutil.which("sh") or "sh"
-        argv = [unshare, *flags, "--", sh, "-c", script, "sh", prefix, mount_point, *argv]
-    return argv, env
-
-
-def _relocated_sys_path(mount_point: str) -> list[str]:
-    prefixes = {sys.base_prefix, os.path.realpath(sys.base_prefix)}
-    site_dirs = set(site.getsitepackages())
-    path = []
-    for entry in sys.path:
-        moved = next(
-            (mount_point + entry[len(p) :] for p in prefixes if entry == p or entry.startswith(p + os.sep)),
-            None,
+        mounts = namespace_script(
+            run_dir=run_dir, uid=uid, tmp_mb=tmp_mb,
+            private_tmp=layers.private_tmp, prefix=prefix, mount_point=mount_point if prefix else None,
         )
-        if moved is not None:
-            path.append(moved)
-        elif entry in site_dirs:
-            path.append(entry)
-    return path
+        unshare, sh = shutil.which("unshare") or "unshare", shutil.which("sh") or "sh"
+        argv = [unshare, *flags, "--", sh, "-c", mounts + '"$@"; exit $?', "sh", *argv]
+    return argv, env
