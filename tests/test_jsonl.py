@@ -190,6 +190,21 @@ def _with(record: dict, index: int, **changes) -> dict:
          "messages[2].usage.prompt_tokens"),
         (_with(chat(), 2, usage={"prompt_tokens": float("inf"), "completion_tokens": 1}),
          "messages[2].usage.prompt_tokens"),
+        (_with(chat(), 2, usage={"prompt_tokens": 2**40 + 1, "completion_tokens": 1}),
+         "messages[2].usage.prompt_tokens"),
+        (_with(chat(), 3, tool_call_id=["c0"]), "messages[3].tool_call_id"),
+        (_with(chat(), 3, content={"text": "42"}), "messages[3].content"),
+        (_with(chat(), 3, content=[{"type": "text", "text": 42}]), "messages[3].content"),
+        (_with(chat(), 3, error=5), "messages[3].error"),
+        (_with(chat(), 2, timing={"prefill_s": "fast"}), "messages[2].timing.prefill_s"),
+        (_with(chat(), 2, timing={"decode_s": -1.0}), "messages[2].timing.decode_s"),
+        (_with(chat(), 2, tool_calls=[{"id": ["c0"], "function": {"name": "python"}}]), "messages[2].tool_calls[0].id"),
+        (_with(chat(), 2, tool_calls=[{"function": {"name": "python", "arguments": [1]}}]),
+         "messages[2].tool_calls[0].function.arguments"),
+        ({**chat(), "events": 5}, "events"),
+        ({**chat(), "events": [{"kind": "x", "turn": 0, "tool": 3}]}, "events[0].tool"),
+        ({**chat(), "answer": ["42"]}, "answer"),
+        ({**chat(), "metadata": []}, "metadata"),
     ],
 )
 def test_bad_records(record, field: str) -> None:
@@ -197,6 +212,10 @@ def test_bad_records(record, field: str) -> None:
         parse_record(record, path="runs.jsonl", line=7)
     assert info.value.field == field
     assert str(info.value).startswith(f"runs.jsonl:7: field '{field}'")
+
+
+def test_numeric_answer_becomes_text() -> None:
+    assert parse_record({**chat(), "answer": 42}).answer == "42"
 
 
 def test_malformed_json_line_names_the_line(tmp_path: Path) -> None:
@@ -247,6 +266,8 @@ def test_read_jsonl_strict_gives_line_numbers_and_names_the_bad_line(tmp_path: P
         (b'{"a": ', "expected valid JSON (Expecting value at column 7)"),
         (b'{"a": "\xff"}', "expected UTF-8 text (byte 8 is not)"),
         (b"7", "expected a JSON object, got int"),
+        (b"[" * 50_000 + b"]" * 50_000, "expected valid JSON (nesting too deep to read)"),
+        (b'{"a": ' + b"1" * 5000 + b"}", "expected valid JSON (a number of over 4300 digits)"),
     ],
 )
 def test_read_jsonl_strict_says_what_was_expected(tmp_path: Path, bad_line: bytes, expected: str) -> None:

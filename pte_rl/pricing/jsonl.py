@@ -108,8 +108,10 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _BadLine(f"expected valid JSON ({exc.msg} at column {exc.colno})") from None
-    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; nesting too deep
-        raise _BadLine(f"expected valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
+    except RecursionError:
+        raise _BadLine("expected valid JSON (nesting too deep to read)") from None
+    except ValueError:  # Python's limit on the digits of an integer read from text
+        raise _BadLine("expected valid JSON (a number of over 4300 digits)") from None
     if not isinstance(record, dict):
         raise _BadLine(f"expected a JSON object, got {type(record).__name__}")
     return record
