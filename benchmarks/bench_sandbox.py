@@ -4,7 +4,9 @@
 
 Rows: a bare ``python -I -c 'print(1)'`` subprocess (the floor), then every layer set that works on
 this machine (strongest first, as :func:`pte_rl.tools.sandbox.candidate_layers` lists them); the
-first working one is what :func:`pte_rl.tools.run_python` uses by default. Latency is the wall time
+first working one is what :func:`pte_rl.tools.run_python` uses by default. Each namespace set is
+listed twice, with the private /tmp (tmpfs /tmp and /dev/shm, host mounts read-only) and without it,
+so the difference between the two rows is that layer's cost. Latency is the wall time
 of one whole call as the caller sees it (temp dir, process start, namespaces, output, clean-up).
 The load average is recorded with the figures; on a busy machine the ratio to the bare subprocess
 (``x bare``) is the steadier figure.
