@@ -148,3 +148,22 @@ def test_patterns_reads_every_shape(capsys, tmp_path: Path) -> None:
         result = json.loads(capsys.readouterr().out)
         outputs.append((result["trajectories"], result["metrics"]))
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def _without_usage(record: dict) -> dict:
+    for turn in record.get("conversations") or record["messages"]:
+        turn.pop("usage", None)
+        turn.pop("tokens", None)
+    return record
+
+
+def test_tokenizer_counts_every_shape_alike(capsys, tmp_path: Path, tiny_tokenizer_dir: Path) -> None:
+    rows = []
+    for shape, make in SHAPES.items():
+        out = tmp_path / f"{shape}.rows.jsonl"
+        log = write(tmp_path / f"{shape}.jsonl", _without_usage(make()))
+        assert main(["score", str(log), "--tokenizer", str(tiny_tokenizer_dir), "--gamma", "0.01",
+                     "--out", str(out)]) == 0, capsys.readouterr().err
+        rows.append(json.loads(out.read_text()))
+    assert rows[0]["turns"] == 2 and rows[0]["generated_tokens"] > 0
+    assert rows[1] == rows[0] and rows[2] == rows[0]
