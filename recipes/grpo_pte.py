@@ -14,6 +14,7 @@ Configuration: ``--config FILE.yaml`` (default: configs/default.yaml beside this
     --env.name facts   --env.options.n_train 500   --env.max_turns 6
     --reward.preset tokens   --reward.overrides.pte.weight 0.3
     --pricing.gamma 0.004   --pricing.hardware h200   --eval.n 50   --eval.only true
+    --patterns.compute_tools [run_code]   --patterns.tool_families false
     --learning_rate 1e-4   --max_steps 20   --resume_from_checkpoint true    # TRL's GRPOConfig, flat
 
 The fields are documented in pte_rl/training/config.py. A bad key or value, an unknown environment
@@ -138,6 +139,7 @@ def evaluate(setup: Setup, model: str, out: Path) -> dict:
         n=config.eval.n, samples=config.eval.samples, temperature=config.eval.temperature,
         max_turns=config.env.max_turns or setup.env.max_turns,
         max_completion_length=setup.training.max_completion_length, seed=setup.training.seed,
+        patterns=config.patterns.build(),
     )
 
 
@@ -161,7 +163,7 @@ def train(setup: Setup, output_dir: Path, state: Any) -> None:
     from pte_rl.training.tracking import LocalMetricsCallback
     from pte_rl.training.trainer import grpo_trainer_class
 
-    callback = LocalMetricsCallback(output_dir, cost_model=setup.cost_model)
+    callback = LocalMetricsCallback(output_dir, cost_model=setup.cost_model, patterns=setup.config.patterns.build())
     max_turns = setup.config.env.max_turns or setup.env.max_turns
     tokenizer = AutoTokenizer.from_pretrained(setup.model_path)
     trainer = grpo_trainer_class(setup.config.correct_advantage_floor)(

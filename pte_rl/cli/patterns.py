@@ -73,15 +73,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="SET=TOOLS",
         help="tool groups for tool mixing, e.g. web=search,visit compute=python,calculator "
-        "(default: search/visit/web_search/browse/fetch -> web, python/calculator/"
-        "code_interpreter -> compute; other tools are sets of their own)",
+        "(default: search/visit/web_search/browse/fetch -> web, python/calculator/code_interpreter -> "
+        "compute; an unlisted tool goes by its family: search and reading tools (google_search, open_url, "
+        "...) -> web, code tools (python_tool, run_code, ...) -> compute; see --no-tool-families)",
     )
     parser.add_argument(
         "--compute-tools",
         nargs="+",
         metavar="TOOL",
         default=None,
-        help="tools whose first call can be confirmatory (default python calculator code_interpreter)",
+        help="tools whose first call can be confirmatory (default: the code family: python, python_tool, "
+        "code_interpreter, execute_python, run_code, ipython, calculator, ...)",
+    )
+    parser.add_argument(
+        "--no-tool-families",
+        action="store_true",
+        help="know tools only by the --toolsets / --compute-tools lists, not by the family their names show",
     )
     parser.add_argument(
         "--overlong-tokens",
@@ -112,6 +119,7 @@ def _config(args: argparse.Namespace) -> PatternConfig:
         return PatternConfig(
             compute_tools=tuple(args.compute_tools) if args.compute_tools else PatternConfig().compute_tools,
             toolsets=_toolsets(args.toolsets),
+            tool_families=not args.no_tool_families,
             overlong_tokens=args.overlong_tokens,
             front_loading_share=args.front_loading_share,
             enabled=tuple(args.patterns or PATTERNS),

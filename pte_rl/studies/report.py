@@ -41,7 +41,8 @@ from typing import Any
 
 from pte_rl.errors import InputError
 from pte_rl.pricing.cost import CostModel
-from pte_rl.pricing.jsonl import FormatError, read_jsonl, read_trajectories, write_atomic
+from pte_rl.pricing.formats import read_log
+from pte_rl.pricing.jsonl import FormatError, read_jsonl, write_atomic
 from pte_rl.pricing.resolve import PricingConfig, resolve_pricing
 from pte_rl.studies.seed_stats import interval, stats
 from pte_rl.training.metrics import eval_summary
@@ -107,7 +108,7 @@ def _load_eval(directory: Path, config: dict, config_path: Path) -> dict | None:
     if summary.exists():
         return _read_json(summary)
     if trajectories.exists():
-        trajs = read_trajectories(trajectories)
+        trajs = read_log(trajectories)  # pte_rl's format, or a ShareGPT / Hermes log (auto-detected)
         if not trajs:
             raise FormatError(str(trajectories), None, "<file>", "expected at least one trajectory")
         return eval_summary(trajs, cost_model_from_config(config, config_path))

@@ -5,6 +5,7 @@
     reward:   {preset: pte, overrides: {}}            # overrides: {pte.weight: 0.3}
     pricing:  {gamma: 0.005, hardware: h100_pcie, mode: paper, cache: evict, attention: paper, delta: null}
     eval:     {n: 200, samples: 4, temperature: 0.7, at_start: true, only: false}
+    patterns: {compute_tools: null, toolsets: null, tool_families: true}
     correct_advantage_floor: 0.0
     learning_rate: 2.0e-4    # every other top-level key is a field of TRL's GRPOConfig, flat
 
@@ -34,71 +35,22 @@ import yaml
 
 from pte_rl.errors import InputError
 from pte_rl.pricing.resolve import PricingConfig, check_pricing, pricing_to_dict
+from pte_rl.training.sections import (
+    EnvConfig,
+    EvalConfig,
+    PatternsConfig,
+    RecipeConfig,
+    RewardConfig,
+)
 
 
 class RecipeConfigError(InputError):
     """A bad recipe config key or value: the message names file:line (or the command line) and the field."""
 
 
-@dataclass
-class EnvConfig:
-    """The environment: which one, its load_environment options, and the rollout's turn bound."""
-
-    name: str = "arith"
-    """Environment name (pte_rl/envs/<name>.py, or $PTE_RL_ENVS_DIR) or a path to a .py file."""
-    options: dict[str, Any] = field(default_factory=dict)
-    """Keyword options of the environment's load_environment (bound against its signature)."""
-    max_turns: int | None = None
-    """Assistant turns per rollout before it is cut; null: the environment's own default."""
-
-
-@dataclass
-class RewardConfig:
-    """The reward: a preset and overrides of its entries."""
-
-    preset: str = "pte"
-    """Preset name (pte_rl/rewards/presets, or $PTE_RL_REWARDS_DIR) or a path to a preset YAML."""
-    overrides: dict[str, Any] = field(default_factory=dict)
-    """Preset overrides by dotted key, e.g. {pte.weight: 0.3, pte.options.method: budget}."""
-
-
-@dataclass
-class EvalConfig:
-    """The held-out evaluation before and after training."""
-
-    n: int = 100
-    """Held-out problems evaluated."""
-    samples: int = 3
-    """Samples per held-out problem."""
-    temperature: float = 0.7
-    """Sampling temperature of the evaluation."""
-    at_start: bool = True
-    """Also evaluate the starting policy (output_dir/eval_start/)."""
-    only: bool = False
-    """Do not train: evaluate output_dir/final (and the starting policy) again; config.yaml stays."""
-
-
-@dataclass
-class RecipeConfig:
-    """What pte_rl adds to TRL's GRPOConfig: the policy, environment, reward, pricing and evaluation."""
-
-    model_name_or_path: str = "tiny"
-    """A local model dir or hub name; `tiny` builds (or reuses) the embedded tiny policy."""
-    tiny_dir: str | None = None
-    """Where the tiny policy is cached (default: $PTE_RL_CACHE or ~/.cache/pte_rl)."""
-    env: EnvConfig = field(default_factory=EnvConfig)
-    """The environment."""
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    """The reward preset."""
-    pricing: PricingConfig = field(default_factory=PricingConfig)
-    """The price of a token (pte_rl.pricing.resolve)."""
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    """The held-out evaluation."""
-    correct_advantage_floor: float | None = None
-    """If set (e.g. 0.0), a correct rollout's GRPO advantage is raised to at least this."""
-
-
-SECTIONS: dict[str, type] = {"env": EnvConfig, "reward": RewardConfig, "pricing": PricingConfig, "eval": EvalConfig}
+SECTIONS: dict[str, type] = {
+    "env": EnvConfig, "reward": RewardConfig, "pricing": PricingConfig, "eval": EvalConfig, "patterns": PatternsConfig,
+}
 FREE_MAPPINGS = ("env.options", "reward.overrides")  # their keys are checked by the env / the preset loader
 # Keys of the flat recipe arguments before the tree, and what replaces them.
 OLD_KEYS = {
@@ -331,7 +283,7 @@ def coerce(value: Any, annotation: Any, key: str, where: Callable[[str], str]) -
             return float(value)
         if origin is int and isinstance(value, int) and not isinstance(value, bool):
             return value
-        if origin in (bool, dict) and isinstance(value, origin):
+        if origin in (bool, dict, list) and isinstance(value, origin):
             return value
         if origin is str and isinstance(value, str | int | float) and not isinstance(value, bool):
             return str(value)

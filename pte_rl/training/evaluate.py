@@ -38,6 +38,7 @@ def evaluate_policy(
     seed: int = 0,
     batch_size: int = 64,
     split: str = "eval",
+    patterns: Any = None,
 ) -> dict:
     """Roll out ``samples`` episodes on each of the first ``n`` held-out rows; return the summary.
 
@@ -77,7 +78,7 @@ def evaluate_policy(
         trajectories += [r.trajectory for r in results]
     if was_training:
         model.train()
-    summary = eval_summary(trajectories, cost_model)
+    summary = eval_summary(trajectories, cost_model, patterns=patterns)
     summary.update(split=split, samples=samples, temperature=temperature, seconds=round(time.perf_counter() - start, 2))
     out_dir = Path(out_dir)
     write_trajectories(out_dir / "trajectories.jsonl", trajectories)

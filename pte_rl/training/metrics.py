@@ -37,7 +37,7 @@ def _as_trajectory(item: Trajectory | dict) -> Trajectory:
 
 
 def _pattern_metrics(
-    trajectories: list[Trajectory], cost_model: CostModel, toolsets: Any
+    trajectories: list[Trajectory], cost_model: CostModel, toolsets: Any, patterns: Any = None
 ) -> dict[str, float]:
     """``pte_rl.patterns.pattern_rates`` when that module is present (imported lazily), else nothing."""
     try:
@@ -46,12 +46,14 @@ def _pattern_metrics(
         if exc.name != "pte_rl.patterns":
             raise
         return {}
-    options = {} if toolsets is None else {"toolsets": toolsets}
+    options: dict[str, Any] = {} if toolsets is None else {"toolsets": toolsets}
+    if patterns is not None:  # a pte_rl.patterns.PatternConfig (tool families, compute tools, ...)
+        options["config"] = patterns
     return dict(pattern_rates(trajectories, cost_model, **options))
 
 
 def batch_metrics(
-    trajectories: Sequence[Trajectory | dict], cost_model: CostModel, *, toolsets: Any = None
+    trajectories: Sequence[Trajectory | dict], cost_model: CostModel, *, toolsets: Any = None, patterns: Any = None
 ) -> dict[str, float]:
     """Metrics of one batch of rollouts; the keys and formulas are in the module docstring.
 
@@ -96,7 +98,7 @@ def batch_metrics(
     for name in sorted(counts):
         metrics[f"tools/calls/{name}"] = counts[name] / n
     metrics["turns/mean"] = sum(len(t.turns) for t in trajs) / n
-    for key, value in _pattern_metrics(trajs, cost_model, toolsets).items():
+    for key, value in _pattern_metrics(trajs, cost_model, toolsets, patterns).items():
         if value is not None and math.isfinite(float(value)):
             metrics[key] = float(value)
     return metrics
@@ -183,7 +185,7 @@ SUMMARY_FROM_METRICS = {  # eval/summary.json key <- batch_metrics key
 
 
 def eval_summary(
-    trajectories: Sequence[Any], cost_model: CostModel, *, toolsets: Any = None
+    trajectories: Sequence[Any], cost_model: CostModel, *, toolsets: Any = None, patterns: Any = None
 ) -> dict[str, Any]:
     """The eval/summary.json record of held-out trajectories.
 
@@ -191,7 +193,7 @@ def eval_summary(
     :func:`batch_metrics`) and every ``patterns/<name>_rate`` /
     ``patterns/<name>_cost_multiplier`` as they are. Keys with no defined value are left out.
     """
-    metrics = batch_metrics(trajectories, cost_model, toolsets=toolsets)
+    metrics = batch_metrics(trajectories, cost_model, toolsets=toolsets, patterns=patterns)
     summary: dict[str, Any] = {"n": len(trajectories)}
     summary.update({k: metrics[source] for k, source in SUMMARY_FROM_METRICS.items() if source in metrics})
     summary.update({k: v for k, v in metrics.items() if k.startswith("patterns/")})

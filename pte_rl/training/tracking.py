@@ -220,6 +220,7 @@ class LocalMetricsCallback(TrainerCallback):
         *,
         cost_model: CostModel,
         toolsets: Any = None,
+        patterns: Any = None,
         samples_per_log: int = 4,
         plots: bool = True,
     ):
@@ -229,6 +230,7 @@ class LocalMetricsCallback(TrainerCallback):
         self.plots_dir = self.output_dir / PLOTS_DIR
         self.cost_model = cost_model
         self.toolsets = toolsets
+        self.patterns = patterns  # a pte_rl.patterns.PatternConfig, or None for the defaults
         self.samples_per_log = samples_per_log
         self.plots = plots
         self.is_main_process = True  # set from the trainer's state at on_train_begin
@@ -251,7 +253,7 @@ class LocalMetricsCallback(TrainerCallback):
         """
         merged, _ = gather_batch(list(trajectories))  # the reward functions of this batch reuse this gather
         trajs = [t if isinstance(t, Trajectory) else Trajectory.from_dict(t) for t in merged]
-        metrics = batch_metrics(trajs, self.cost_model, toolsets=self.toolsets)
+        metrics = batch_metrics(trajs, self.cost_model, toolsets=self.toolsets, patterns=self.patterns)
         channel = None if trainer is None else trl_adapter.claim_metrics(trainer, produced_here, _OWNER)
         if channel is not None:
             for key, value in metrics.items():
