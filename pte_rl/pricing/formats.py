@@ -7,7 +7,9 @@ Three shapes are read (see docs/scoring.md, "Log shapes"):
   public tool-use datasets. ``from`` is ``system``, ``human``/``user``, ``gpt``/``assistant``,
   ``function_call`` (an assistant turn whose value is JSON ``{"name", "arguments"}``, or a list of them
   for parallel calls) or ``observation``/``tool`` (a tool response). A turn may carry ``usage`` (on the
-  assistant side) or ``tokens`` (on a response), as in the interchange format.
+  assistant side) or ``tokens`` (on a response), as in the interchange format. A ``function_call`` right after a
+  ``gpt`` text turn is the same assistant turn (text, then the call), merged into one message when both
+  or neither carry ``usage``.
 - ``hermes``: ``messages`` whose assistant ``content`` holds ``<tool_call>{json}</tool_call>`` blocks and
   whose tool results are ``user`` (or ``tool``) turns wrapped in ``<tool_response>...</tool_response>``.
 
@@ -195,6 +197,9 @@ def _from_sharegpt(record: dict[str, Any], where: Where) -> tuple[dict[str, Any]
         for key in ("usage", "tokens", "timing", "error"):
             if key in turn:
                 message[key] = turn[key]
+        if turn["from"] == "function_call" and _merges(messages[-1] if messages else None, message):
+            messages[-1] = _merged(messages[-1], message)  # the text and the call of one generation
+            continue
         messages.append(message)
         origins.append(name)
     tools = _tools(record.get("tools"), "tools", where)
@@ -202,6 +207,33 @@ def _from_sharegpt(record: dict[str, Any], where: Where) -> tuple[dict[str, Any]
     if tools is not None:
         out["tools"] = tools
     return out, origins
+
+
+def _merges(previous: dict[str, Any] | None, call: dict[str, Any]) -> bool:
+    """Whether a ``function_call`` turn continues the ``gpt`` text turn before it: one assistant turn
+    that wrote text and then called, as the interchange format holds it. Only when both turns carry
+    ``usage`` or neither does (one count without the other cannot be split or joined)."""
+    return (previous is not None and previous["role"] == "assistant" and not previous.get("tool_calls")
+            and ("usage" in previous) == ("usage" in call))
+
+
+def _merged(text: dict[str, Any], call: dict[str, Any]) -> dict[str, Any]:
+    """One assistant message: the text turn's context (``prompt_tokens``, ``cached_tokens``), the
+    tokens both decoded (``completion_tokens`` summed).
+
+    >>> _merged({"role": "assistant", "content": "Hm.", "usage": {"prompt_tokens": 9, "completion_tokens": 2}},
+    ...         {"role": "assistant", "content": "", "tool_calls": [], "usage": {"prompt_tokens": 11,
+    ...          "completion_tokens": 5}})["usage"]
+    {'prompt_tokens': 9, 'completion_tokens': 7}
+    """
+    merged = {**call, **{k: v for k, v in text.items() if k not in ("usage", "tool_calls")}}
+    if isinstance(text.get("usage"), dict) and isinstance(call.get("usage"), dict):
+        decoded = [u.get("completion_tokens") for u in (text["usage"], call["usage"])]
+        usage = dict(text["usage"])
+        if all(isinstance(d, int) and not isinstance(d, bool) for d in decoded):
+            usage["completion_tokens"] = sum(decoded)
+        merged["usage"] = usage
+    return merged
 
 
 _CALL_JSON = 'expected JSON {"name": "...", "arguments": {...}} (or a list of them)'
