@@ -76,7 +76,22 @@ def build_task_index(*datasets: Any) -> dict[str, TaskInfo]:
 
 
 class RolloutFunc:
-    """A picklable ``rollout_func(prompts, trainer) -> dict`` (see the module docstring)."""
+    """A picklable ``rollout_func(prompts, trainer) -> dict`` (see the module docstring).
+
+    Args:
+        env: the environment (tools, checker, default ``max_turns``, and the splits that map prompts
+            to ground truth).
+        tools: the tools, when there is no environment (or to override its tools).
+        check_answer: ``(answer_text, ground_truth) -> bool | None`` (None: ungraded); the
+            environment's by default.
+        max_turns: assistant turns per episode; the environment's by default.
+        max_tokens_per_turn: optional cap on one turn's generated tokens.
+        tool_timeout_s: wall-clock limit per tool call.
+        max_tool_workers: calls of one turn running at once, per trajectory.
+        max_tool_output_chars: cut every tool response to this many characters.
+        answer_soft_failures: answer code blocks / calls written as text with an error instead of
+            treating the message as the final answer.
+    """
 
     __name__ = "pte_rl_rollout"
 
@@ -164,39 +179,10 @@ class RolloutFunc:
         }
 
 
-def make_rollout_func(
-    env: Environment | None = None,
-    *,
-    tools: Sequence[Callable] | None = None,
-    check_answer: Callable[[str, Any], bool | None] | None = None,
-    max_turns: int | None = None,
-    max_tokens_per_turn: int | None = None,
-    tool_timeout_s: float = 30.0,
-    max_tool_workers: int = 8,
-    max_tool_output_chars: int | None = None,
-    answer_soft_failures: bool = False,
-) -> RolloutFunc:
-    """TRL's ``rollout_func`` for an environment (or for bare tools + a checker).
-
-    Args:
-        env: the environment (tools, checker, default ``max_turns``, and the splits that map prompts
-            to ground truth).
-        tools: the tools, when there is no environment (or to override its tools).
-        check_answer: ``(answer_text, ground_truth) -> bool | None`` (None: ungraded); the
-            environment's by default.
-        max_turns: assistant turns per episode; the environment's by default.
-        max_tokens_per_turn: optional cap on one turn's generated tokens.
-        tool_timeout_s: wall-clock limit per tool call.
-        max_tool_workers: calls of one turn running at once, per trajectory.
-        max_tool_output_chars: cut every tool response to this many characters.
-        answer_soft_failures: answer code blocks / calls written as text with an error instead of
-            treating the message as the final answer.
-    """
-    return RolloutFunc(
-        env, tools=tools, check_answer=check_answer, max_turns=max_turns, max_tokens_per_turn=max_tokens_per_turn,
-        tool_timeout_s=tool_timeout_s, max_tool_workers=max_tool_workers, max_tool_output_chars=max_tool_output_chars,
-        answer_soft_failures=answer_soft_failures,
-    )
+def make_rollout_func(env: Environment | None = None, **options: Any) -> RolloutFunc:
+    """TRL's ``rollout_func`` for an environment (or for bare tools + a checker): a
+    :class:`RolloutFunc`, whose docstring lists the options."""
+    return RolloutFunc(env, **options)
 
 
 @contextlib.contextmanager
