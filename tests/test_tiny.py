@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -84,6 +85,8 @@ def test_model_loads_with_from_pretrained(built, tokenizer):
     assert info["settings_hash"] == settings_hash(config)
     assert info["parameters"] == sum(p.numel() for p in model.parameters())
     assert len(info["sft_loss"]) == 1 and info["sft_loss"][0] > 0
+    written = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in path.iterdir() if p.name != BUILD_INFO}
+    assert info["files"] == written and "model.safetensors" in written  # what `pte-rl tiny ship` checks
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2+3?"}], add_generation_prompt=True,
                                         return_tensors="pt", return_dict=True)["input_ids"]
     out = model.generate(ids, max_new_tokens=3, do_sample=False)
@@ -267,7 +270,7 @@ def test_cli_path_uses_the_cache_variable(monkeypatch, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_default_build_learns_the_scripted_chats(tmp_path):
-    path = build_tiny_policy(TinyConfig(), tmp_path / "default", log=lambda _: None)
+    path = build_tiny_policy(TinyConfig(), tmp_path / "default", force=True, log=lambda _: None)  # not the shipped
     info = json.loads((path / BUILD_INFO).read_text())
     assert info["sft_loss"][-1] < 0.35 * info["sft_loss"][0]
     assert 150_000 < info["parameters"] < 2_000_000

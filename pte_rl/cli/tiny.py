@@ -1,7 +1,13 @@
-"""`pte-rl tiny build`: build (or find) the embedded tiny policy, offline and deterministically.
+"""`pte-rl tiny`: find, build or ship the embedded tiny policy, offline and deterministically.
 
     pte-rl tiny build [--env arith] [--out DIR] [--seed S] [--force] [--threads N]
     pte-rl tiny path  [--env arith] [--seed S] [--threads N]   # where the cached build lives (built or not)
+    pte-rl tiny ship  [--from DIR]                             # make a build of the defaults the shipped copy
+
+The default settings' build ships in the package (pte_rl/tiny/default/): `build` copies it into the
+cache (seconds) instead of building; other settings, or --force, build from the seed (~10 minutes on
+two cores). After a change of the settings, the environment or the build version, `pte-rl tiny build`
+builds the new default and `pte-rl tiny ship` makes it the shipped copy (docs/tiny.md).
 
 The directory printed last on stdout is the model path the recipe takes (``--model_name_or_path``).
 """
@@ -16,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("tiny", help="build the embedded tiny policy (tokenizer + small Qwen2 + warm start)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="tiny_command", metavar="ACTION", required=True)
-    for name, text in (("build", "build the tiny policy, or reuse a cached build with the same settings"),
+    for name, text in (("build", "copy the shipped default policy or build one (reusing a cached build with the "
+                                 "same settings)"),
                        ("path", "print the cache directory of the tiny policy for these settings")):
         action = actions.add_parser(name, help=text, description=text)
         action.add_argument("--env", default="arith", help="environment name or path (default: arith)")
@@ -27,9 +34,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if name == "build":
             action.add_argument("--out", default=None,
                                 help="output directory (default: $PTE_RL_CACHE or ~/.cache/pte_rl, tiny-<hash>)")
-            action.add_argument("--force", action="store_true", help="rebuild even when a matching build exists")
+            action.add_argument("--force", action="store_true",
+                                help="build from the seed even when a matching build is cached or shipped")
             action.add_argument("--quiet", action="store_true", help="print only the directory")
         action.set_defaults(func=_run)
+    text = "make a build of the default settings the shipped copy (pte_rl/tiny/default/), with its file hashes"
+    action = actions.add_parser("ship", help=text, description=text)
+    action.add_argument("--from", dest="source", default=None,
+                        help="the build to ship (default: the cached build of the default settings)")
+    action.set_defaults(func=_ship)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -54,4 +67,18 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise CLIError(str(exc)) from exc
     print(path)
+    return 0
+
+
+def _ship(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pte_rl.tiny.config import tiny_policy_path
+    from pte_rl.tiny.shipped import ship
+
+    source = Path(args.source) if args.source else tiny_policy_path()
+    destination = ship(source)
+    print(f"shipped {source} as {destination}; commit it: git add -f {destination}",
+          file=sys.stderr)
+    print(destination)
     return 0

@@ -5,4 +5,5 @@
   model    the byte-level BPE tokenizer with the chat template, the freshly initialised Qwen2ForCausalLM
   train    the copy drill and the supervised warm start
   build    build_tiny_policy: the steps in order, written atomically into the cache (the old names stay importable)
+  shipped  the default build shipped in default/: checked and copied instead of built; ship refreshes it
 """

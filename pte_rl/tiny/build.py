@@ -22,6 +22,9 @@ The steps live in :mod:`pte_rl.tiny.config` (settings, cache key), :mod:`pte_rl.
 Builds are cached under ``$PTE_RL_CACHE`` (default ``~/.cache/pte_rl``) as ``tiny-<hash>``, where the
 hash covers every setting, the environment file's text and :data:`BUILD_VERSION`; a build is written
 to a temporary directory and renamed into place, so a cache entry is complete or absent.
+
+The build of the default settings ships in the package (``pte_rl/tiny/default/``,
+:mod:`pte_rl.tiny.shipped`): with those settings the first call copies it instead of building.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from pte_rl.tiny.config import (
 )
 from pte_rl.tiny.data import encode, environment_module, parameter_names, scripted_texts
 from pte_rl.tiny.model import make_model, template_renderer, train_tokenizer
+from pte_rl.tiny.shipped import FILES_KEY, file_hashes, install_shipped
 from pte_rl.tiny.train import (
     batches_by_tokens,
     common_prefix_length,
@@ -80,11 +84,11 @@ def build_tiny_policy(
 
     ``out`` defaults to :func:`tiny_policy_path`. An existing complete build there is reused unless
     ``force``; with ``out`` given, it is reused only when its recorded settings hash matches.
-    The build runs on ``config.threads`` torch threads (another count builds another policy, under
-    another cache key).
+    Otherwise, when the settings are those of the shipped copy (``TinyConfig()``, the default), the
+    shipped copy is checked and copied (:func:`pte_rl.tiny.shipped.install_shipped`; seconds); any
+    other settings, or ``force``, build from the seed. A build runs on ``config.threads`` torch
+    threads (another count builds another policy, under another cache key).
     """
-    import torch
-
     config = config or TinyConfig()
     key = settings_hash(config)
     target = Path(out) if out is not None else cache_root() / f"tiny-{key}"
@@ -94,6 +98,12 @@ def build_tiny_policy(
             log(f"tiny policy: reusing {target}")
             return target
         raise FileExistsError(f"{target}: holds a tiny policy built with other settings ({recorded}); pass force")
+    if force:
+        log(f"tiny policy: building {key} from seed {config.seed} (force: no cached build or shipped copy is used)")
+    elif install_shipped(key, target, log) is not None:
+        return target
+    import torch
+
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -141,6 +151,7 @@ def _build(config: TinyConfig, key: str, target: Path, log: Callable[[str], None
             "build_cpu_seconds": round(time.process_time() - cpu_started, 1),
             "torch_threads": torch.get_num_threads(),
         }
+        info[FILES_KEY] = file_hashes(staging)  # checked when the build is shipped (pte-rl tiny ship)
         (staging / BUILD_INFO).write_text(json.dumps(info, indent=2, default=str))
         if target.exists():
             shutil.rmtree(target)

@@ -1,0 +1,163 @@
+"""The shipped copy of the default tiny policy: checked, copied into the cache, refreshed from a build.
+
+Building the default policy takes ~10 minutes on two cores (many times that when other work shares
+them), and a build rounds differently on another CPU, so the same settings would train from another
+start on another machine. The build of ``TinyConfig()`` therefore ships inside the package, in
+``pte_rl/tiny/default/``, with its build record (``tiny_build.json``), whose ``files`` entry holds the
+sha256 of every other file. :func:`install_shipped` copies it into the cache when the requested
+settings hash equals the record's (any other settings build from the seed), checking every hash
+first and again on the copy; :func:`ship` refreshes it from a build when the settings change, and
+:func:`stale_reason` says whether it is in step with the current settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pte_rl.errors import InputError, PteRlError
+from pte_rl.tiny.config import BUILD_INFO, BUILD_VERSION, TinyConfig, is_built, settings_hash
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "default"
+FILES_KEY = "files"
+"""The build record's entry: file name -> sha256 of every file of the build but the record itself."""
+REFRESH_COMMAND = "pte-rl tiny build && pte-rl tiny ship"
+"""What refreshes the shipped copy after a change of the settings, the environment or the build version."""
+
+
+class ShippedPolicyError(PteRlError):
+    """A file of the shipped policy (or of its copy) does not match its recorded sha256: a damaged
+    install or checkout, never copied into the cache."""
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hashes(directory: Path) -> dict[str, str]:
+    """Name -> sha256 of every regular file in ``directory`` but the build record (sorted by name)."""
+    return {path.name: sha256_file(path) for path in sorted(directory.iterdir())
+            if path.is_file() and path.name != BUILD_INFO and not path.name.startswith(".")}
+
+
+def shipped_record(directory: Path | None = None) -> dict[str, Any] | None:
+    """The shipped build record, or None when the package holds no shipped copy."""
+    record = (directory or SHIPPED_DIR) / BUILD_INFO
+    return json.loads(record.read_text()) if record.is_file() else None
+
+
+def verify(directory: Path, record: dict[str, Any]) -> None:
+    """Raise :class:`ShippedPolicyError` unless every file the record lists has its recorded sha256."""
+    recorded = record.get(FILES_KEY)
+    if not isinstance(recorded, dict) or not recorded:
+        raise ShippedPolicyError(f"{directory / BUILD_INFO}: {FILES_KEY}: expected name -> sha256 of every file "
+                                 f"of the build, found {recorded!r}")
+    problems = []
+    for name, expected in sorted(recorded.items()):
+        path = directory / name
+        found = sha256_file(path) if path.is_file() else "no such file"
+        if found != expected:
+            problems.append(f"{path}: expected sha256 {expected}, found {found}")
+    if problems:
+        raise ShippedPolicyError(
+            "the shipped tiny policy does not match its record (a damaged install or checkout): "
+            + "; ".join(problems)
+            + f". Reinstall pte_rl, or build from the seed with `pte-rl tiny build --force` ({REFRESH_COMMAND}"
+            " refreshes the shipped copy from a build)")
+
+
+def install_shipped(key: str, target: Path, log: Callable[[str], None]) -> Path | None:
+    """Copy the shipped policy to ``target`` when its settings hash is ``key``; None when it is not.
+
+    The shipped files are checked against their hashes before anything is written, copied into a
+    staging directory beside ``target``, checked again there, and renamed into place, so ``target``
+    holds a complete, verified copy or nothing (as a build is written)."""
+    record = shipped_record(SHIPPED_DIR)
+    if record is None:
+        log(f"tiny policy: no shipped copy in {SHIPPED_DIR}; building from the seed")
+        return None
+    if record.get("settings_hash") != key:
+        log(f"tiny policy: the shipped copy is of other settings ({record.get('settings_hash')}, these are {key}); "
+            "building from the seed")
+        return None
+    verify(SHIPPED_DIR, record)
+    _copy_atomically(SHIPPED_DIR, [BUILD_INFO, *record[FILES_KEY]], target, record)
+    log(f"tiny policy: copied the shipped build {key} ({SHIPPED_DIR}) to {target}")
+    return target
+
+
+def ship(source: Path, destination: Path | None = None) -> Path:
+    """Make the build in ``source`` the shipped copy (default: ``pte_rl/tiny/default/``); return it.
+
+    ``source`` must be a complete build of the current default settings (``TinyConfig()``). Its
+    record gains the sha256 of every file (a record that already lists them is checked first)."""
+    destination = destination or SHIPPED_DIR
+    if not is_built(source):
+        raise InputError(f"{source}: expected a tiny-policy build ({BUILD_INFO} and config.json); "
+                         "make one with `pte-rl tiny build`")
+    record = json.loads((source / BUILD_INFO).read_text())
+    key = settings_hash(TinyConfig())
+    if record.get("settings_hash") != key:
+        raise InputError(f"{source / BUILD_INFO}: settings_hash: expected {key} (the default settings, "
+                         f"TinyConfig()), found {record.get('settings_hash')}; only the default build ships")
+    if FILES_KEY in record:
+        verify(source, record)
+    record[FILES_KEY] = file_hashes(source)
+    _copy_atomically(source, list(record[FILES_KEY]), destination, record, write_record=True)
+    return destination
+
+
+def stale_reason(config: TinyConfig | None = None, directory: Path | None = None) -> str | None:
+    """None when the shipped copy is the build of ``config`` (default ``TinyConfig()``), else what
+    differs (settings, build version or the environment's source) and the command that refreshes it."""
+    config = config or TinyConfig()
+    directory = directory or SHIPPED_DIR
+    record = shipped_record(directory)
+    key = settings_hash(config)
+    if record is None:
+        return f"{directory}: no {BUILD_INFO}, no shipped copy; make one with `{REFRESH_COMMAND}`"
+    if record.get("settings_hash") == key:
+        return None
+    settings = asdict(config)
+    shipped = record.get("config", {})
+    changed = [f"{name}: shipped {shipped.get(name)!r}, now {value!r}" for name, value in settings.items()
+               if shipped.get(name) != value]
+    if record.get("build_version") != BUILD_VERSION:
+        changed.append(f"BUILD_VERSION: shipped {record.get('build_version')}, now {BUILD_VERSION}")
+    why = "; ".join(changed) or f"the environment's source ({config.env} and its private helpers) changed"
+    return (f"{directory / BUILD_INFO}: settings_hash: expected {key} (settings_hash(TinyConfig())), found "
+            f"{record.get('settings_hash')}: the shipped copy is stale ({why}). Rebuild and ship it: "
+            f"`{REFRESH_COMMAND}`, then commit pte_rl/tiny/default/")
+
+
+def _copy_atomically(source: Path, names: list[str], target: Path, record: dict[str, Any],
+                     write_record: bool = False) -> None:
+    """Copy ``names`` from ``source`` (or write ``record`` as the build record) into a staging
+    directory beside ``target``, check the hashes there, and rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name in names:
+            shutil.copyfile(source / name, staging / name)
+        if write_record:
+            (staging / BUILD_INFO).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        verify(staging, record)
+        staging.chmod(0o755)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
