@@ -1,5 +1,6 @@
 # pte_rl: the two commands of the README, and their set-up.
-#   make run    trains the embedded default (tiny policy, arith task, PTE reward) on CPU
+#   make run    trains the embedded default (tiny policy, arith task, PTE reward) on CPU; the tiny policy
+#               ships in the package (pte_rl/tiny/default/) and is copied into the cache, not built
 #   make test   runs ruff, mypy (the targets in pyproject.toml), then the test suite; fails on any of them
 # Both create .venv on first use (torch 2.13.0 CPU first, then the project) and reuse it afterwards.
 
