@@ -7,6 +7,7 @@
     accelerate launch --config_file launch/deepspeed_zero3.yaml recipes/grpo_pte.py \
         --config recipes/configs/qwen2.5-7b-math-vllm-server.yaml
     accelerate launch --config_file launch/accelerate_cpu_2proc.yaml recipes/grpo_pte.py   # 2 CPU processes
+    python recipes/grpo_pte.py --config recipes/configs/qwen2.5-1.5b-math-vllm.yaml --dry_run true
 
 Configuration: ``--config FILE.yaml`` (default: configs/default.yaml beside this file), then
 ``--key value`` or ``--key=value`` overrides, dotted for the recipe's sections (values read as YAML)::
@@ -17,14 +18,31 @@ Configuration: ``--config FILE.yaml`` (default: configs/default.yaml beside this
     --patterns.compute_tools [run_code]   --patterns.tool_families false
     --learning_rate 1e-4   --max_steps 20   --resume_from_checkpoint true    # TRL's GRPOConfig, flat
 
-The fields are documented in pte_rl/training/config.py. A bad key or value, an unknown environment
-option or a missing preset ends with exit status 2 and a file:line / field message before anything
+The fields are documented in pte_rl/training/config.py and sections.py. A bad key or value, an
+unknown environment option, a data file that is not there, a missing preset, a model directory
+without config.json, or ``model_name_or_path: tiny`` with an environment that has no
+``scripted_trajectories`` ends with exit status 2 and a file:line / field message before anything
 long starts.
 
-Top to bottom: parse and check the config -> resolve the policy (building the embedded tiny one if
-asked) -> load the environment -> price a token once (pte_rl.pricing.resolve) -> load the reward
-preset with that price -> save the resolved config -> evaluate the start -> GRPO with pte_rl's
-multi-turn rollout -> save and evaluate the final policy.
+``--dry_run true`` (the tree's ``dry_run`` field) resolves everything a run would and trains nothing:
+the policy's config.json (architecture, layers, width, heads, estimated parameters; for ``tiny`` its
+cache path and whether it is built, never building it) and its tokenizer with the environment's tools
+in the chat template, the environment and both splits, gamma and its derivation, the reward preset
+and its ordering check, TRL's GRPOConfig (built as training builds it), and the launch topology
+(accelerate's processes, distributed type, mixed precision; vLLM mode and server; DeepSpeed). It
+prints that resolved configuration as YAML and exits 0, or exits 2 on the first problem. It loads no
+weights and writes nothing. On a machine without a GPU, GRPOConfig is built with ``use_cpu`` so that
+a GPU config still resolves; what would need a GPU (bf16, vLLM) is listed under
+``derived.warnings`` (and on stderr). The printed YAML has the shape of the run's config.yaml, its
+``derived`` section extended with ``policy``, ``environment``, ``launch`` and ``warnings``.
+
+An environment without a held-out split (``eval_dataset`` None) trains without evaluation: the
+recipe says so in one line before anything long starts (``--eval.only`` then exits 2).
+
+Top to bottom: parse and check the config -> check the policy -> resolve the policy (building the
+embedded tiny one if asked) -> load the environment -> price a token once (pte_rl.pricing.resolve) ->
+load the reward preset with that price -> save the resolved config -> evaluate the start -> GRPO with
+pte_rl's multi-turn rollout -> save and evaluate the final policy.
 """
 
 from __future__ import annotations
@@ -32,11 +50,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
+Where = Callable[[str], str]
 
 
 @dataclass
@@ -51,24 +71,40 @@ class Setup:
     pricing: dict
     reward_funcs: list
     reward: dict
+    held_out: bool = True
+    """Whether the environment has a held-out split to evaluate on."""
+
+
+def read_command_line(argv: list[str]) -> tuple[Any, Any]:
+    """(RecipeArgs, RecipeConfig) of a command line: every key, env option and the preset checked."""
+    from pte_rl.training.config import bind, parse_recipe_args
+
+    args = parse_recipe_args(argv, DEFAULT_CONFIG)
+    return args, bind(args)
 
 
 def parse_args(argv: list[str]) -> tuple[Any, Any]:
     """(RecipeConfig, GRPOConfig) of a command line; every key and env option checked."""
-    from pte_rl.training.config import bind, parse_recipe_args
-
-    args = parse_recipe_args(argv, DEFAULT_CONFIG)
-    return bind(args), training_arguments(args.training, args.training_argv)
+    args, config = read_command_line(argv)
+    return config, training_arguments(args.training, args.training_argv, source=args.source)
 
 
-def training_arguments(defaults: dict, argv: list[str]) -> Any:
-    """TRL's GRPOConfig: the file's flat keys as defaults, then TRL's own ``--key value`` parsing."""
+def training_arguments(defaults: dict, argv: list[str], source: str = "config") -> Any:
+    """TRL's GRPOConfig: the file's flat keys as defaults, then TRL's own ``--key value`` parsing.
+
+    GRPOConfig's own checks (bf16 on a machine without a GPU, ...) are input errors naming ``source``.
+    """
     from transformers import HfArgumentParser
     from trl import GRPOConfig
 
+    from pte_rl.errors import InputError
+
     parser = HfArgumentParser(GRPOConfig)
     parser.set_defaults(**defaults)
-    (training,) = parser.parse_args_into_dataclasses(args=argv)
+    try:
+        (training,) = parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as exc:
+        raise InputError(f"{source} (TRL's GRPOConfig keys): {exc}") from None
     training.resume_from_checkpoint = resume_target(training.resume_from_checkpoint)
     return training
 
@@ -81,6 +117,31 @@ def resume_target(value: Any) -> Any:
     return None if value is False or text in ("false", "0", "no", "", "none") else value
 
 
+def check_policy(config: Any, where: Where) -> None:
+    """Fail at once on a policy that cannot be: a model dir without config.json, a path that is not
+    there, or ``tiny`` with an environment that cannot script its warm start."""
+    from pte_rl.errors import InputError
+    from pte_rl.rollout.env import load_module, resolve_environment
+
+    name, field = config.model_name_or_path, "field 'model_name_or_path'"
+    if name == "tiny":
+        if not callable(getattr(load_module(config.env.name), "scripted_trajectories", None)):
+            raise InputError(
+                f"{where('model_name_or_path')}: {field}: `tiny` builds a policy from the environment's scripted "
+                f"chats, and {resolve_environment(config.env.name)} defines no scripted_trajectories; pass a "
+                f"local model directory or a hub name (--model_name_or_path DIR), or write "
+                f"scripted_trajectories(seed, n, mix=None) in the environment (see docs/tiny.md)")
+        return
+    path = Path(name).expanduser()
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise InputError(f"{where('model_name_or_path')}: {field}: {name} is a directory without config.json; "
+                         f"expected a Hugging Face model directory (config.json, weights, tokenizer), a hub name "
+                         f"or `tiny`")
+    if path.is_file() or (not path.exists() and (name.startswith(("/", ".", "~")) or name.count("/") > 1)):
+        raise InputError(f"{where('model_name_or_path')}: {field}: {name}: no such model directory; expected a "
+                         f"Hugging Face model directory, a hub name (Org/Model) or `tiny`")
+
+
 def resolve_policy(config: Any, state: Any) -> str:
     """A local dir or hub name, or the embedded tiny policy (built once, on the main process)."""
     if config.model_name_or_path != "tiny":
@@ -91,40 +152,218 @@ def resolve_policy(config: Any, state: Any) -> str:
         return str(build_tiny_policy(TinyConfig(env=config.env.name), out=config.tiny_dir))
 
 
-def model_config(model_path: str, gamma: float | None) -> str | None:
+def model_config(model_path: str, gamma: float | None, where: Where = lambda key: "command line") -> str | None:
     """The policy's config.json, which gamma is derived from (none needed for a fixed gamma)."""
     if gamma is not None or Path(model_path).exists():
         return None if gamma is not None else model_path
-    from huggingface_hub import hf_hub_download  # a hub name: its config.json, cached
-
-    return hf_hub_download(model_path, "config.json")
+    return hub_file(model_path, "config.json", where)
 
 
-def prepare(config: Any, training: Any, state: Any) -> Setup:
-    """Policy, environment, the price of a token (once) and the reward functions priced with it."""
-    from pte_rl.pricing.resolve import resolve_pricing
-    from pte_rl.rewards import load_preset
+def hub_file(model: str, filename: str, where: Where) -> str:
+    """A file of a hub model (cached); one that cannot be fetched is an input error naming the field."""
+    from huggingface_hub import hf_hub_download
+
+    from pte_rl.errors import InputError
+
+    try:
+        return hf_hub_download(model, filename)
+    except (OSError, ValueError) as exc:  # offline without a cache, no such repo, a malformed name
+        raise InputError(f"{where('model_name_or_path')}: field 'model_name_or_path': {model}: no local directory, "
+                         f"and the hub could not give its {filename} ({type(exc).__name__}); download it first "
+                         f"(hf download {model}) or pass a local model directory") from None
+
+
+def load_env(config: Any, where: Where) -> Any:
+    """The environment; its input errors name the option (``env.options.dataset``) and where it was set."""
+    import re
+
+    from pte_rl.errors import InputError
     from pte_rl.rollout.env import load_environment
 
+    try:
+        return load_environment(config.env.name, **config.env.options)
+    except InputError as exc:
+        blamed = re.match(r"field '(\w+)': (.*)", str(exc), re.S)
+        if blamed:
+            key = f"env.options.{blamed.group(1)}"
+            raise InputError(f"{where(key)}: field '{key}': {blamed.group(2)}") from None
+        raise InputError(f"{where('env.options')}: environment {config.env.name}: {exc}") from None
+
+
+def prepare(config: Any, training: Any, state: Any, where: Where = lambda key: "command line") -> Setup:
+    """Policy, environment, the price of a token (once) and the reward functions priced with it."""
+    env = load_env(config, where)  # before the policy: a bad data path fails before a tiny build
+    held_out = env.eval_dataset is not None and len(env.eval_dataset) > 0
+    if not held_out:
+        if config.eval.only:
+            from pte_rl.errors import InputError
+
+            raise InputError(f"{where('eval.only')}: field 'eval.only': environment {env.name} has no held-out "
+                             f"split (eval_dataset is None): nothing to evaluate")
+        if state.is_main_process:
+            print(f"grpo_pte.py: environment {env.name} has no held-out split (eval_dataset is None): no "
+                  f"evaluation at the start or the end of this run", file=sys.stderr)
     model_path = resolve_policy(config, state)
-    env = load_environment(config.env.name, **config.env.options)
-    cost_model, pricing = resolve_pricing(config.pricing, model_config(model_path, config.pricing.gamma))
+    cost_model, pricing, reward_funcs, reward = price_and_reward(config, env, model_config(
+        model_path, config.pricing.gamma, where), training)
+    return Setup(config, training, model_path, env, cost_model, pricing, reward_funcs, reward, held_out)
+
+
+def price_and_reward(config: Any, env: Any, model_json: str | None, training: Any) -> tuple[Any, dict, list, dict]:
+    """The run's cost model and its derivation, and the preset's reward functions priced with it."""
+    from pte_rl.pricing.resolve import resolve_pricing
+    from pte_rl.rewards import load_preset
+
+    cost_model, pricing = resolve_pricing(config.pricing, model_json)
     reward_funcs, weights, reward = load_preset(config.reward.preset, config.reward.overrides,
                                                 cost_model=cost_model, checker=env.check_answer)
     training.reward_weights = weights
-    return Setup(config, training, model_path, env, cost_model, pricing, reward_funcs, reward)
+    return cost_model, pricing, reward_funcs, reward
 
 
-def save_config(setup: Setup, output_dir: Path) -> None:
-    """output_dir/config.yaml: the tree with the price resolved, GRPOConfig's settings, what was derived."""
+def resolved_config(setup: Setup) -> dict:
+    """The tree with the price resolved, GRPOConfig's settings, what was derived (plain data)."""
     from pte_rl.training.config import config_to_dict
-    from pte_rl.training.tracking import save_resolved_config
 
     resolved = config_to_dict(setup.config)
     resolved["pricing"].update(gamma=setup.cost_model.gamma, delta=setup.cost_model.delta)
     resolved.update(seed=setup.training.seed, run_name=setup.training.run_name, training=setup.training.to_dict(),
                     derived={"model_path": setup.model_path, "pricing": setup.pricing, "reward": setup.reward})
-    save_resolved_config(output_dir, resolved)
+    return resolved
+
+
+def save_config(setup: Setup, output_dir: Path) -> None:
+    """output_dir/config.yaml: :func:`resolved_config`."""
+    from pte_rl.training.tracking import save_resolved_config
+
+    save_resolved_config(output_dir, resolved_config(setup))
+
+
+def dry_run_training(args: Any) -> tuple[Any, list[str]]:
+    """GRPOConfig built as training builds it; without a GPU, with ``use_cpu`` and a warning for what
+    would need one, so that a GPU config still resolves here."""
+    import torch
+
+    argv, warnings = list(args.training_argv), []
+    if not torch.cuda.is_available() and not args.training.get("use_cpu") and "--use_cpu" not in argv:
+        argv += ["--use_cpu", "true"]
+        warnings.append("no GPU here: GRPOConfig was built with use_cpu true to check the rest")
+    training = training_arguments(args.training, argv, source=args.source)
+    if not torch.cuda.is_available():
+        for name in ("bf16", "fp16"):
+            if getattr(training, name):
+                warnings.append(f"{name}: true needs a GPU; a run on this machine would stop in GRPOConfig")
+    return training, warnings
+
+
+def describe_policy(config: Any, where: Where) -> tuple[str | None, dict]:
+    """(the policy's directory or hub name, or None for an unbuilt tiny one; what its config.json says)."""
+    from pte_rl.pricing.model_config import estimate_active_params, load_config, model_shape
+
+    name = config.model_name_or_path
+    if name == "tiny":
+        from pte_rl.tiny.config import TinyConfig, is_built, tiny_policy_path
+
+        path = Path(config.tiny_dir) if config.tiny_dir else tiny_policy_path(TinyConfig(env=config.env.name))
+        info: dict[str, Any] = {"tiny": str(path), "built": is_built(path)}
+        if not info["built"]:
+            return None, info
+        name = str(path)
+    config_json = name if Path(name).exists() else hub_file(name, "config.json", where)
+    data, _ = load_config(config_json)
+    shape, active = model_shape(config_json), estimate_active_params(config_json)
+    embedding = 0 if data.get("tie_word_embeddings") else data.get("vocab_size", 0) * shape.hidden_size
+    return name, {**(info if config.model_name_or_path == "tiny" else {}), "config": str(config_json),
+                  "architecture": (data.get("architectures") or [data.get("model_type")])[0],
+                  "model_type": shape.model_type, "layers": shape.num_layers, "hidden_size": shape.hidden_size,
+                  "attention_heads": shape.num_attention_heads, "kv_heads": shape.num_key_value_heads,
+                  "vocab_size": data.get("vocab_size"), "tied_embeddings": bool(data.get("tie_word_embeddings")),
+                  "active_params_estimate": active.total, "params_estimate": active.total + embedding}
+
+
+def describe_tokenizer(model: str, env: Any, where: Where) -> dict:
+    """The tokenizer loads and its chat template renders the first training prompt with the tools."""
+    from transformers import AutoTokenizer
+
+    from pte_rl.errors import InputError
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        ids = tokenizer.apply_chat_template(env.dataset[0]["prompt"], tools=env.tool_schemas(),
+                                            add_generation_prompt=True, tokenize=True)
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputError(f"{where('model_name_or_path')}: field 'model_name_or_path': {model}: its tokenizer does "
+                         f"not load or render a prompt with the tools ({type(exc).__name__}: {exc})") from None
+    ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+    return {"class": type(tokenizer).__name__, "vocab": len(tokenizer), "first_prompt_tokens": len(ids)}
+
+
+def describe_env(env: Any) -> dict:
+    """Both splits' sizes, a sample task id each, the tools and their schemas' names."""
+    splits = {}
+    for name, split in (("train", env.dataset), ("eval", env.eval_dataset)):
+        splits[name] = None if split is None else {"rows": len(split), "sample_task_id": split[0]["task_id"]
+                                                   if len(split) else None}
+    return {"name": env.name, "source": env.source[0] if env.source else None, "max_turns": env.max_turns,
+            "splits": splits, "tools": [schema["function"]["name"] for schema in env.tool_schemas()]}
+
+
+def describe_launch(training: Any, warnings: list[str]) -> dict:
+    """accelerate's state as launched, the mixed precision the Trainer asks for, vLLM, DeepSpeed."""
+    import importlib.util
+
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState()
+    launch: dict[str, Any] = {
+        "num_processes": state.num_processes, "distributed_type": str(state.distributed_type.value),
+        "device": str(state.device), "gpus_visible": torch.cuda.device_count(),
+        "mixed_precision": "bf16" if training.bf16 else "fp16" if training.fp16 else "no",
+        "launcher_mixed_precision": os.environ.get("ACCELERATE_MIXED_PRECISION"),
+    }
+    if training.use_vllm:
+        vllm = {"mode": training.vllm_mode}
+        if training.vllm_mode == "server":
+            vllm["server"] = training.vllm_server_base_url or f"http://{training.vllm_server_host}:" \
+                                                              f"{training.vllm_server_port}"
+        else:
+            vllm.update(gpu_memory_utilization=training.vllm_gpu_memory_utilization,
+                        tensor_parallel_size=training.vllm_tensor_parallel_size)
+        launch["vllm"] = vllm
+        if importlib.util.find_spec("vllm") is None or not torch.cuda.is_available():
+            warnings.append(f"use_vllm: true (vllm_mode {training.vllm_mode}) needs vLLM (pip install -e '.[vllm]') "
+                            f"and a GPU; this machine has vLLM: {importlib.util.find_spec('vllm') is not None}, "
+                            f"GPUs: {torch.cuda.device_count()}")
+    deepspeed = training.deepspeed or (os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
+                                       if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" else None)
+    launch["deepspeed"] = None if not deepspeed else {
+        "config": deepspeed, "zero_stage": os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE")}
+    return launch
+
+
+def dry_run(args: Any, config: Any) -> dict:
+    """Everything a run would resolve, as plain data (see the module docstring); loads no weights."""
+    from pte_rl.errors import InputError
+
+    training, warnings = dry_run_training(args)
+    env = load_env(config, args.where)
+    model_path, policy = describe_policy(config, args.where)
+    if model_path is None and config.pricing.gamma is None:
+        raise InputError(f"{args.where('pricing.gamma')}: field 'pricing.gamma': null derives gamma from the "
+                         f"policy's config.json, and the tiny policy is not built yet; build it (pte-rl tiny build) "
+                         f"or give a gamma")
+    if model_path is not None:
+        policy["tokenizer"] = describe_tokenizer(model_path, env, args.where)
+    cost_model, pricing, _, reward = price_and_reward(config, env, model_config(
+        model_path or "tiny", config.pricing.gamma, args.where), training)
+    if env.eval_dataset is None or not len(env.eval_dataset):
+        warnings.append(f"environment {env.name} has no held-out split: the run would not evaluate")
+    setup = Setup(config, training, model_path or policy["tiny"], env, cost_model, pricing, [], reward)
+    resolved = resolved_config(setup)
+    resolved["derived"].update(policy=policy, environment=describe_env(env),
+                               launch=describe_launch(training, warnings), warnings=warnings)
+    return json.loads(json.dumps(resolved, default=str))
 
 
 def evaluate(setup: Setup, model: str, out: Path) -> dict:
@@ -155,7 +394,7 @@ def evaluate_again(setup: Setup, output_dir: Path, state: Any) -> None:
 
 
 def train(setup: Setup, output_dir: Path, state: Any) -> None:
-    """GRPO with pte_rl's multi-turn rollout; the final policy and its held-out evaluation."""
+    """GRPO with pte_rl's multi-turn rollout; the final policy and its held-out evaluation (if it has one)."""
     # trl's trainer is imported here: it takes ~45 s of CPU, which --eval.only does not need.
     from transformers import AutoTokenizer
 
@@ -176,9 +415,10 @@ def train(setup: Setup, output_dir: Path, state: Any) -> None:
     trainer.save_model(str(final_dir))
     if state.is_main_process:
         tokenizer.save_pretrained(str(final_dir))
-        summary = evaluate(setup, str(final_dir), output_dir / "eval")
-        callback.log_eval(summary)
-        print(json.dumps({"eval": summary}, default=str))
+        if setup.held_out:
+            summary = evaluate(setup, str(final_dir), output_dir / "eval")
+            callback.log_eval(summary)
+            print(json.dumps({"eval": summary}, default=str))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,7 +430,12 @@ def main(argv: list[str] | None = None) -> None:
         print(__doc__)
         return
     try:
-        config, training = parse_args(argv)
+        args, config = read_command_line(argv)
+        check_policy(config, args.where)
+        if config.dry_run:
+            print_dry_run(dry_run(args, config))
+            return
+        training = training_arguments(args.training, args.training_argv, source=args.source)
     except InputError as exc:
         print(f"grpo_pte.py: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -204,8 +449,8 @@ def main(argv: list[str] | None = None) -> None:
     state, output_dir = PartialState(), Path(training.output_dir)
     torch.manual_seed(training.seed)
     try:
-        setup = prepare(config, training, state)
-    except InputError as exc:  # a bad reward override or hardware profile: still before anything long
+        setup = prepare(config, training, state, args.where)
+    except InputError as exc:  # a bad data path, reward override or hardware profile: still before anything long
         print(f"grpo_pte.py: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     if config.eval.only:
@@ -214,11 +459,23 @@ def main(argv: list[str] | None = None) -> None:
         return
     if state.is_main_process:
         save_config(setup, output_dir)
-        if config.eval.at_start and not (output_dir / "eval_start" / "summary.json").exists():
+        if setup.held_out and config.eval.at_start and not (output_dir / "eval_start" / "summary.json").exists():
             evaluate(setup, setup.model_path, output_dir / "eval_start")
     state.wait_for_everyone()
     train(setup, output_dir, state)
     state.wait_for_everyone()
+
+
+def print_dry_run(resolved: dict) -> None:
+    """The resolved configuration as YAML on stdout (main process), its warnings on stderr."""
+    import yaml
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return
+    for warning in resolved["derived"]["warnings"]:
+        print(f"grpo_pte.py: dry run: warning: {warning}", file=sys.stderr)
+    print(yaml.safe_dump(resolved, sort_keys=False, width=110), end="")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
     eval:     {n: 200, samples: 4, temperature: 0.7, at_start: true, only: false}
     patterns: {compute_tools: null, toolsets: null, tool_families: true}
     correct_advantage_floor: 0.0
+    dry_run: false           # resolve and print everything, train nothing (recipes/grpo_pte.py)
     learning_rate: 2.0e-4    # every other top-level key is a field of TRL's GRPOConfig, flat
 
 On the command line, ``--key value`` or ``--key=value`` where the key may be dotted

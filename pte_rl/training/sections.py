@@ -88,3 +88,7 @@ class RecipeConfig:
     """How the pattern detectors read tool names."""
     correct_advantage_floor: float | None = None
     """If set (e.g. 0.0), a correct rollout's GRPO advantage is raised to at least this."""
+    dry_run: bool = False
+    """Resolve everything (policy config, environment and splits, gamma, reward preset, GRPOConfig,
+    launch topology), print it as YAML and exit 0 without training or loading weights; exit 2 on the
+    first problem (recipes/grpo_pte.py)."""
