@@ -46,23 +46,16 @@ def test_every_config_opens_with_a_header(path: Path):
     header = "\n".join(lines[:next(i for i, line in enumerate(lines) if not line.startswith("#"))])
     for part in ("Needs:", "Launch", "Override"):
         assert part in header, f"{path.name}: the header does not say {part!r}"
+    data = yaml.safe_load(path.read_text())
+    if path.parent.name == "configs" and data["model_name_or_path"] != "tiny":
+        # what to download first, in one command: the model and the data the config names
+        download = lines[next(i for i, line in enumerate(lines) if line.startswith("# Download first")) + 1]
+        assert f"hf download {data['model_name_or_path']}" in download, download
+        assert f"load_dataset('{data['env']['options']['dataset']}'" in download, download
 
 
-@pytest.mark.parametrize("path", RECIPE_CONFIGS, ids=lambda p: p.name)
-def test_recipe_configs_bind(path: Path):
-    """Every key is a field of the tree or of GRPOConfig; env options bind to load_environment; the preset
-    resolves; the flat keys build a GRPOConfig."""
-    args = parse_recipe_args(["--config", str(path), "--output_dir", "/nonexistent/run"], DEFAULT)
-    config = bind(args)
-    assert config.env.name in ("arith", "math") and config.reward.preset == "pte"
-    if config.env.name == "math":  # the GPU configs: benchmark files by name, gamma from the model's config
-        assert set(config.env.options) == {"dataset", "eval_fraction"}
-        assert config.pricing.gamma is None and config.pricing.hardware.startswith("h100")
-    cpu = ["--bf16", "false"] if args.training.get("bf16") else []  # GRPOConfig checks bf16 against this machine
-    training = _recipe_module().training_arguments(args.training, [*args.training_argv, *cpu])
-    assert training.output_dir == "/nonexistent/run"
-    assert (training.learning_rate, training.num_generations) == (args.training["learning_rate"],
-                                                                  args.training["num_generations"])
+# Every recipe config is dry-run against its model's fixture (the policy, env, gamma, reward, GRPOConfig
+# and launch it resolves): tests/test_dry_run.py.
 
 
 def test_the_default_config_gives_the_same_run_as_before():

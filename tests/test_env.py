@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
+from pte_rl.errors import InputError
 from pte_rl.rollout.env import Environment, default_data_dir, load_environment, resolve_environment
 
 DATA_DIR = default_data_dir()
@@ -119,6 +121,72 @@ def test_math_names_the_file_line_and_field_of_a_bad_row(tmp_path):
     good.write_text(json.dumps({"problem": "1+1?", "answer": "2"}) + "\n")
     with pytest.raises(ValueError, match="is the training source itself"):
         load_environment("math", dataset=str(good), eval_dataset=str(good))
+
+
+MATH_ROWS = Path(__file__).resolve().parent / "data" / "math" / "math500.jsonl"
+
+
+def test_math_reads_a_jsonl_file_a_saved_dataset_and_a_dataset_dict(tmp_path):
+    """The 8 MATH-500 rows of tests/data/math three ways: the same questions, answers and split sizes."""
+    import datasets
+
+    records = [json.loads(line) for line in MATH_ROWS.read_text().splitlines()]
+    from_file = load_environment("math", dataset=str(MATH_ROWS), eval_fraction=0.5)
+    assert len(from_file.dataset) + len(from_file.eval_dataset) == 8
+    answers = {row["task_id"]: row["ground_truth"] for row in [*from_file.dataset, *from_file.eval_dataset]}
+    assert answers == {f"math500-{line}": r["answer"] for line, r in enumerate(records, 1)}  # ids by line number
+    assert answers["math500-1"] == "4" and answers["math500-2"] == "x \\in [-2,7]"
+    rows = datasets.Dataset.from_list(records)
+    rows.save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict({"train": rows.select(range(3)), "test": rows}).save_to_disk(str(tmp_path / "split"))
+    saved = load_environment("math", dataset=str(tmp_path / "saved"), eval_fraction=0.5)
+    assert len(saved.dataset) + len(saved.eval_dataset) == 8 and saved.dataset[0]["task_id"].startswith("saved-")
+    both = sorted(list(saved.dataset["ground_truth"]) + list(saved.eval_dataset["ground_truth"]))
+    assert both == sorted(r["answer"] for r in records)
+    train = load_environment("math", dataset=str(tmp_path / "split"), hf_split="train", eval_fraction=0.5)
+    assert len(train.dataset) + len(train.eval_dataset or []) == 3
+    with pytest.raises(InputError, match=r"field 'hf_split': .*split holds the splits train, test, not 'dev'"):
+        load_environment("math", dataset=str(tmp_path / "split"), hf_split="dev")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(InputError, match=r"field 'dataset': .*plain: a directory, but not one datasets.save_to_disk"):
+        load_environment("math", dataset=str(tmp_path / "plain"))
+
+
+def test_math_passes_a_hub_name_its_config_and_split_to_load_dataset(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(name, config=None, split=None):
+        calls.append((name, config, split))
+        return datasets.Dataset.from_list([{"question": "3 + 4 = ?", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},
+                                           {"question": "1,000 + 1?", "answer": "... #### 1,001"}])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    env = load_environment("math", dataset="openai/gsm8k", hf_config="main", hf_split="train", eval_dataset=None,
+                           eval_fraction=0.5)
+    assert calls == [("openai/gsm8k", "main", "train")]
+    truths = dict(zip(list(env.dataset["task_id"]) + list(env.eval_dataset["task_id"] if env.eval_dataset else []),
+                      list(env.dataset["ground_truth"]) + list(env.eval_dataset["ground_truth"]
+                                                               if env.eval_dataset else []), strict=True))
+    assert truths == {"gsm8k-0": "7", "gsm8k-1": "1001"}
+
+
+def test_math_says_what_to_download_for_a_hub_name_it_cannot_fetch(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(InputError) as info:
+        load_environment("math", dataset="nobody/no-such-set", hf_config="main")
+    message = str(info.value)
+    assert message.startswith("field 'dataset': 'nobody/no-such-set' is no local file or directory")
+    assert "datasets.load_dataset('nobody/no-such-set', 'main', split='test')" in message
+    assert "--env.options.dataset no-such-set.jsonl" in message
+    for missing in ("data/absent.jsonl", str(tmp_path / "absent"), "./x"):
+        with pytest.raises(InputError, match=f"field 'dataset': {re.escape(missing)}: no such file or directory"):
+            load_environment("math", dataset=missing)
+    with pytest.raises(InputError, match=r"field 'dataset': the benchmark name 'math500' reads .*math500.jsonl, which "
+                                         r"does not exist; give a .jsonl file"):
+        load_environment("math", dataset="math500", data_dir=str(tmp_path))
 
 
 def test_dataset_files_name_the_file_line_and_field_of_a_bad_line(tmp_path):
