@@ -324,9 +324,11 @@ def describe_launch(training: Any, warnings: list[str]) -> dict:
     }
     if training.use_vllm:
         vllm = {"mode": training.vllm_mode}
-        if training.vllm_mode == "server":
-            vllm["server"] = training.vllm_server_base_url or f"http://{training.vllm_server_host}:" \
-                                                              f"{training.vllm_server_port}"
+        if training.vllm_mode == "server":  # TRL: the base URL when given, else host and port
+            from urllib.parse import urlsplit
+
+            url = training.vllm_server_base_url or f"http://{training.vllm_server_host}:{training.vllm_server_port}"
+            vllm.update(server=url, host=urlsplit(url).hostname, port=urlsplit(url).port)
         else:
             vllm.update(gpu_memory_utilization=training.vllm_gpu_memory_utilization,
                         tensor_parallel_size=training.vllm_tensor_parallel_size)
@@ -337,9 +339,16 @@ def describe_launch(training: Any, warnings: list[str]) -> dict:
                             f"GPUs: {torch.cuda.device_count()}")
     deepspeed = training.deepspeed or (os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
                                        if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" else None)
-    launch["deepspeed"] = None if not deepspeed else {
-        "config": deepspeed, "zero_stage": os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE")}
+    launch["deepspeed"] = None if not deepspeed else {"config": deepspeed, "zero_stage": zero_stage(deepspeed)}
     return launch
+
+
+def zero_stage(deepspeed: Any) -> Any:
+    """The ZeRO stage of a DeepSpeed config (a dict or a JSON file), else accelerate's launch setting."""
+    if isinstance(deepspeed, str) and Path(deepspeed).is_file():
+        deepspeed = json.loads(Path(deepspeed).read_text())
+    stage = deepspeed.get("zero_optimization", {}).get("stage") if isinstance(deepspeed, dict) else None
+    return stage if stage is not None else os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE")
 
 
 def dry_run(args: Any, config: Any) -> dict:

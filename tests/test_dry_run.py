@@ -103,7 +103,8 @@ def test_every_gpu_config_dry_runs_against_its_model_fixture(path: Path, tmp_pat
     assert launch["num_processes"] == 1 and launch["mixed_precision"] == "bf16"
     assert launch["vllm"]["mode"] == data["vllm_mode"]
     if data["vllm_mode"] == "server":
-        assert launch["vllm"]["server"] == data["vllm_server_base_url"]
+        assert launch["vllm"]["server"] == data["vllm_server_base_url"] == "http://localhost:8000"
+        assert (launch["vllm"]["host"], launch["vllm"]["port"]) == ("localhost", 8000)
     else:
         assert launch["vllm"]["gpu_memory_utilization"] == data["vllm_gpu_memory_utilization"]
     if not torch.cuda.is_available():  # resolved anyway, and what needs a GPU is said
@@ -141,6 +142,17 @@ def test_a_built_tiny_policy_is_described_from_its_config(tmp_path: Path, capsys
     resolved, _ = _dry_run(["--tiny_dir", str(built), "--output_dir", str(tmp_path / "run")], capsys)
     policy = resolved["derived"]["policy"]
     assert (policy["tiny"], policy["built"], policy["layers"], policy["hidden_size"]) == (str(built), True, 28, 1536)
+
+
+def test_a_deepspeed_config_reports_its_zero_stage():
+    import json as json_module
+
+    recipe = _recipe()
+    files = sorted((REPO / "launch" / "deepspeed").glob("*.json"))
+    assert files, "launch/ holds no DeepSpeed config"
+    for path in files:
+        assert recipe.zero_stage(str(path)) == json_module.loads(path.read_text())["zero_optimization"]["stage"]
+    assert recipe.zero_stage({"zero_optimization": {"stage": 2}}) == 2
 
 
 def test_a_dry_run_stops_with_status_2_on_the_first_problem(tmp_path: Path, capsys):
