@@ -355,6 +355,44 @@ def test_rebuild_single_turn_uses_the_sampled_ids(tokenizer):
     assert empty.turns == []
 
 
+class OneTrainer:
+    """Stands in for a GRPOTrainer: rewards get its bound ``_log_metric`` (TRL passes ``self._log_metric``)."""
+
+    def __init__(self):
+        self.log = Log()
+
+    def _log_metric(self, name, value):
+        self.log.metric(name, value)
+
+
+def test_rebuilt_pte_logs_the_pte_summary_once_per_run(tokenizer):
+    """TRL's own tool loop: no rollout records, so the PTE reward logs pte/* of the turns it rebuilt, and
+    only the first PTE reward of the run does (one owner); with records it logs none (the callback's)."""
+    context = count_tokens(tokenizer.apply_chat_template(PROMPT, tokenize=False, add_generation_prompt=True))
+    ids = [[0] * 10, [0] * 20, [0] * 30]  # single-turn: decode = len(completion_ids)
+    texts = ["the answer is 42", "the answer is 41", "the answer is 42"]  # correct, incorrect, correct
+    # By hand, gamma = 0.01: PTE_j = C + 0.01 * C * D_j, with C the rendered prompt's tokens.
+    by_hand = [context * (1 + 0.01 * d) for d in (10, 20, 30)]
+    trainer = OneTrainer()
+    log_metric = trainer._log_metric  # TRL hands every reward of a batch the same bound method
+    first, second = (PTEPenalty(gamma=0.01, tokenizer=tokenizer, checker=exact_match, name=n) for n in ("a", "b"))
+    for reward in (first, second, first):
+        reward(prompts=[PROMPT] * 3, completions=[say(t) for t in texts], completion_ids=ids,
+               ground_truth=["the answer is 42"] * 3, log_metric=log_metric)
+    logged = trainer.log.metrics
+    assert logged["pte/mean"] == pytest.approx([sum(by_hand) / 3] * 2)  # twice: reward "a", two batches
+    assert logged["pte/median"] == pytest.approx([by_hand[1]] * 2)
+    assert logged["pte/correct_mean"] == pytest.approx([(by_hand[0] + by_hand[2]) / 2] * 2)
+    assert logged["pte/incorrect_mean"] == pytest.approx([by_hand[1]] * 2)
+    decode_share = 0.01 * context * 60 / sum(by_hand)
+    assert logged["pte/decode_share"] == pytest.approx([decode_share] * 2)
+    assert logged["pte/prefill_share"] == pytest.approx([1 - decode_share] * 2)
+    assert len(logged["reward/a_mean"]) == 2 and len(logged["reward/b_mean"]) == 1  # their own keys pass
+    # From the rollout's records: no pte/* from a reward, whoever else logs.
+    records = Log()
+    call(PTEPenalty(gamma=0.01), log=records)
+    assert not [key for key in records.metrics if key.startswith("pte/")]
+
 # ---------------------------------------------------------------- TRL's contract: names, pickling
 
 FACTORIES = [

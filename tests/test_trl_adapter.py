@@ -101,6 +101,23 @@ def test_metrics_store_is_averaged_into_the_log(grpo):
     assert "advantages/floored_frac" not in trainer._metrics["train"]  # cleared after each log
 
 
+def test_a_reward_claims_its_keys_on_the_trainer_its_log_metric_came_from(grpo):
+    trainer, _ = grpo
+    original = trainer._log_metric
+    bound = trainer._log_metric  # TRL builds the reward kwargs once per batch: every reward holds this one
+    assert bound.__func__.__name__ == "_log_metric" and bound.__self__ is trainer  # TRL's bound method
+    owns = lambda key: key.startswith("pte/")  # noqa: E731
+    try:
+        channel = trl_adapter.reward_metrics_channel(bound, owns, "reward a")
+        assert channel == original and isinstance(trainer._log_metric, trl_adapter.GuardedLogMetric)
+        assert trl_adapter.reward_metrics_channel(bound, owns, "reward b") is None  # same batch, second reward
+        assert trl_adapter.reward_metrics_channel(trainer._log_metric, owns, "reward a") == original  # next batch
+        assert trl_adapter.reward_metrics_channel(trainer._log_metric, owns, "reward b") is None
+        mine = []
+        assert trl_adapter.reward_metrics_channel(mine.append, owns, "reward b") == mine.append  # not TRL's
+    finally:
+        trainer._log_metric = original
+
 # --- the advantage hook -------------------------------------------------------------------------------
 
 
@@ -151,6 +168,44 @@ def test_advantage_hook_hands_each_process_its_rows():
     assert seen == [[[4.0, 5.0], [6.0, 7.0]]] and output["advantages"].tolist() == [1.0, -1.0]
     assert output["other"] == 1 and trl_adapter.advantage_hook(FakeGRPO)().adjust_advantages(3, None) == 3
 
+
+# --- what TRL's own tool loop fed and got back --------------------------------------------------------
+
+
+def test_generate_returns_the_ids_and_the_tool_mask(grpo):
+    from trl import GRPOTrainer
+
+    assert parameters(GRPOTrainer._generate) == ["self", "prompts"]
+    assert "return prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images" in (
+        inspect.getsource(GRPOTrainer._generate))
+    assert "self._generate(prompts)" in inspect.getsource(GRPOTrainer._generate_and_score_completions)
+    loop = inspect.getsource(GRPOTrainer._tool_call_loop)  # 1 for sampled ids, 0 for the tool block after them
+    assert "tool_mask[idx_with_tool] += [0] * tool_length + [1] * post_tool_length" in loop
+    assert "prompt_ids[idx_with_tool] + completion_ids[idx_with_tool] + suffix_ids" in loop  # ids concatenated
+    trainer, _ = grpo
+    original = trainer._generate
+    try:
+        capture = trl_adapter.capture_generations(trainer)
+        assert trl_adapter.capture_generations(trainer) is capture and trainer._generate is capture
+        prompts = [[{"role": "user", "content": "3+4?"}]] * 2
+        prompt_ids, completion_ids, tool_mask, completions = trainer._generate(prompts)[:4]
+    finally:
+        trainer._generate = original
+    (batch,) = capture.batches
+    assert batch["prompts"] == prompts and batch["prompt_ids"] == [list(ids) for ids in prompt_ids]
+    assert batch["completion_ids"] == [list(ids) for ids in completion_ids] and batch["tool_mask"] is tool_mask is None
+    assert batch["completions"] == completions and len(completions) == 2
+    assert [[(t.context_tokens, t.decode_tokens) for t in traj.turns] for traj in capture.trajectories()] == [
+        [(len(p), len(c))] for p, c in zip(prompt_ids, completion_ids, strict=True)]  # no tools: one turn each
+
+
+def test_turns_from_ids_by_hand():
+    # prompt of 10 ids; a call (3 ids), its result (3 ids), the answer (3 ids)
+    assert trl_adapter.turns_from_ids(10, 9, [1, 1, 1, 0, 0, 0, 1, 1, 1]) == [(10, 3, 3), (16, 3, 0)]
+    # two calls; the second's result was the last thing added (the answer was cut at the length limit)
+    assert trl_adapter.turns_from_ids(5, 8, [1, 1, 0, 1, 1, 0, 0, 0]) == [(5, 2, 1), (8, 2, 3)]
+    assert trl_adapter.turns_from_ids(7, 4, None) == [(7, 4, 0)]  # no tools: the completion is one turn
+    assert trl_adapter.turns_from_ids(7, 0, []) == []
 
 # --- tokenizer and end-of-turn ids --------------------------------------------------------------------
 
@@ -251,7 +306,7 @@ def test_the_driver_follows_the_trainers_engine_through_the_adapter():
 PRIVATE_NAMES = {
     "_calculate_rewards", "_generate_and_score_completions", "_log_metric", "vllm_generation", "model_wrapped",
     "unwrap_model_for_generation", "_llm_weights_sleeping", "is_fsdp_enabled", "reward_func_names", "_metrics",
-    "_tokenizer",
+    "_tokenizer", "_generate",
 }
 
 

@@ -10,8 +10,12 @@ batch-wide ``reward/<name>_*`` metrics through TRL's ``log_metric`` (identical o
 cross-process average is the batch value) and (4) returns its own slice. A sample whose correctness
 is unknown where the reward needs it is *unscored*: the reward returns ``None`` for it (TRL turns that
 into NaN and, when every reward of the row is NaN, gives it zero advantage), and
-``reward/<name>_unscored`` counts such samples per batch. Rewards log nothing else: ``pte/*``,
-``tokens/*``, ``tools/*`` and ``patterns/*`` come from the metrics callback (pte_rl.training).
+``reward/<name>_unscored`` counts such samples per batch. ``pte/*``, ``tokens/*``, ``tools/*`` and
+``patterns/*`` come from the metrics callback (pte_rl.training), which observes pte_rl's rollout; with
+one exception, where there is no pte_rl rollout to observe: a PTE reward whose trajectories were
+rebuilt from TRL's plain completions (TRL's own tool loop) logs the batch's ``pte/*`` summary
+(:func:`pte_rl.pricing.summary.pte_summary`, the callback's own function) through ``log_metric``, and
+only the first such reward of a run does (:func:`pte_rl.rollout.trl_adapter.reward_metrics_channel`).
 
 Options every built-in reward takes (:class:`CommonOptions`): ``checker`` (a callable
 ``(answer_text, ground_truth) -> bool | None`` or a name for :func:`pte_rl.checkers.get_checker`),
@@ -27,6 +31,8 @@ from typing import Any, TypedDict
 
 from pte_rl.errors import InputTypeError
 from pte_rl.pricing.cost import CostModel
+from pte_rl.pricing.summary import PREFIX as PTE_PREFIX
+from pte_rl.pricing.summary import pte_summary
 from pte_rl.rewards.samples import Checker, Sample, SampleSpec, batch_samples
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
@@ -146,7 +152,28 @@ class GroupReward:
         rewards = [None if r is None or not math.isfinite(r) else float(r) for r in scored]
         metrics[f"reward/{self.__name__}_unscored"] = float(sum(r is None for r in rewards))
         self._log(merged[offset : offset + len(completions)], metrics, kwargs)
+        self._log_pte_summary(merged, kwargs)
         return rewards[offset : offset + len(completions)]
+
+    def _log_pte_summary(self, merged: list[Sample], kwargs: dict[str, Any]) -> None:
+        """``pte/*`` of the whole batch, when this reward priced turns rebuilt from plain completions and
+        owns those keys in this run (module docstring); identical on every rank (the gathered batch)."""
+        log_metric = kwargs.get("log_metric")
+        if log_metric is None or self.measure != "pte" or self.cost_model is None:
+            return
+        priced = [s for s in merged if s.rebuilt and s.trajectory is not None]
+        if not priced:
+            return
+        from pte_rl.rollout.trl_adapter import reward_metrics_channel
+
+        owner = f"pte_rl reward {self.__name__!r} (PTE rebuilt from completions)"
+        channel = reward_metrics_channel(log_metric, lambda key: key.startswith(PTE_PREFIX), owner)
+        if channel is None:
+            return
+        trajectories = [s.trajectory for s in priced if s.trajectory is not None]
+        correct = [None if s.correct is None else s.correct >= 0.5 for s in priced]
+        for key, value in pte_summary(trajectories, self.cost_model, correct).items():
+            channel(key, value)
 
     def _log(self, local: list[Sample], metrics: Metrics, kwargs: dict[str, Any]) -> None:
         log_metric: Callable[[str, float], None] | None = kwargs.get("log_metric")

@@ -57,6 +57,8 @@ class Sample:
     cost: float
     correct: float | None
     status: str  # record | checked | unfinished | empty | no_ground_truth | checker_error | unknown
+    trajectory: Trajectory | None = None  # what the cost was measured on
+    rebuilt: bool = False  # the trajectory was rebuilt from TRL's plain completions (no rollout records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +204,7 @@ def _sample(spec: SampleSpec, i: int, traj: Trajectory | None, row: Row | None, 
     length = row.length if row is not None else None
     cost = NAN if spec.measure is None else records.measure(traj, length, spec.measure, spec.cost_model)
     correct, status = _correctness(spec, i, traj, row, from_records)
-    return Sample(group, task, cost, correct, status)
+    return Sample(group, task, cost, correct, status, traj, not from_records and traj is not None)
 
 
 def _correctness(

@@ -28,6 +28,11 @@ trl.models.utils.unwrap_model_for_generation(    | the policy unwrapped (ZeRO-3 
   gradient_checkpointing_kwargs=)                |                                                          |
 transformers Trainer.model_wrapped,              | the model to unwrap; refusing FSDP without vLLM          | tf 5.25
   Trainer.is_fsdp_enabled                        |                                                          |
+log_metric is the bound GRPOTrainer._log_metric  | TRL's own tool loop: the PTE reward claims pte/* on the  | 1.16.0
+  (reward kwargs)                                | trainer it came from (one owner per run)                 |
+GRPOTrainer._generate(prompts) -> (prompt_ids,   | the ids TRL really fed and got back, and its tool_mask   | 1.16.0
+  completion_ids, tool_mask, completions, ...)   | (1: sampled, 0: tool tokens): the exact per-turn         |
+                                                 | accounting of TRL's own tool loop (capture_generations)  |
 
 Nothing here imports trl at import time (it takes ~45 s of CPU); :func:`advantage_hook` and
 :func:`unwrapped_model` import it when called.
@@ -39,6 +44,8 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from pte_rl.pricing.trajectory import Trajectory, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +128,100 @@ def claim_metrics(trainer: Any, owns: Callable[[str], bool], owner: str) -> Call
         return None
     trainer._log_metric = GuardedLogMetric(current, owns, owner)
     return current
+
+
+def reward_metrics_channel(
+    log_metric: Callable[[str, float], None], owns: Callable[[str], bool], owner: str
+) -> Callable[[str, float], None] | None:
+    """For a reward function: where to log the keys ``owns`` accepts, or None when another producer owns them.
+
+    ``log_metric`` is what TRL handed the reward: ``trainer._log_metric``, a bound method (or, once
+    claimed, the :class:`GuardedLogMetric` in its place). The first caller to ask claims the keys on
+    that trainer (:func:`claim_metrics`) and gets TRL's channel at every later batch; every other
+    producer, the metrics callback included, gets None. TRL builds the reward kwargs once per batch,
+    so a second reward of the same batch still holds the bound method: the trainer's attribute decides.
+    A ``log_metric`` that is not TRL's (a caller's own function) is returned as it is.
+    """
+    guard = log_metric if isinstance(log_metric, GuardedLogMetric) else None
+    trainer = getattr(log_metric, "__self__", None)
+    if guard is None and getattr(getattr(log_metric, "__func__", None), "__name__", None) == "_log_metric":
+        claim_metrics(trainer, owns, owner)
+        current = getattr(trainer, "_log_metric", None)
+        guard = current if isinstance(current, GuardedLogMetric) else None
+    if guard is None:
+        return log_metric
+    return guard.owner_channel if guard.owner == owner else None
+
+
+# --- what TRL's own tool loop fed and got back ------------------------------------------------------------
+
+
+class GenerationCapture:
+    """Every batch ``GRPOTrainer._generate`` returns, as plain lists: ``batches[k]`` is a dict with
+    ``prompts`` (the chat messages, as the reward functions get them), ``prompt_ids``, ``completion_ids``,
+    ``tool_mask`` (None without tools) and ``completions`` (TRL's parsed messages), one entry per sample."""
+
+    def __init__(self, generate: Callable[[list], tuple]):
+        self.generate = generate
+        self.batches: list[dict[str, Any]] = []
+
+    def __call__(self, prompts: list) -> tuple:
+        import copy
+
+        given = copy.deepcopy(prompts)
+        output = self.generate(prompts)
+        prompt_ids, completion_ids, tool_mask, completions = output[:4]
+        self.batches.append({
+            "prompts": given, "prompt_ids": [list(ids) for ids in prompt_ids],
+            "completion_ids": [list(ids) for ids in completion_ids],
+            "tool_mask": None if tool_mask is None else [list(mask) for mask in tool_mask],
+            "completions": copy.deepcopy(completions),
+        })
+        return output
+
+    def trajectories(self) -> list[Trajectory]:
+        """One trajectory per captured sample, every batch in order, counted from the ids (:func:`turns_from_ids`)."""
+        out = []
+        for batch in self.batches:
+            masks = batch["tool_mask"] or [None] * len(batch["completion_ids"])
+            rows = zip(batch["prompt_ids"], batch["completion_ids"], masks, strict=True)
+            for prompt_ids, completion_ids, mask in rows:
+                turns = turns_from_ids(len(prompt_ids), len(completion_ids), mask)
+                out.append(Trajectory([Turn(context, decode, tool_tokens=tool) for context, decode, tool in turns]))
+        return out
+
+
+def capture_generations(trainer: Any) -> GenerationCapture:
+    """Record what ``trainer`` generates from now on (its ``_generate``, wrapped on the instance; once)."""
+    current = trainer._generate
+    if isinstance(current, GenerationCapture):
+        return current
+    capture = GenerationCapture(current)
+    trainer._generate = capture
+    return capture
+
+
+def turns_from_ids(
+    prompt_length: int, completion_length: int, tool_mask: list[int] | None
+) -> list[tuple[int, int, int]]:
+    """``(context_tokens, decode_tokens, tool_tokens)`` of each turn of one TRL sample, from the ids themselves.
+
+    A turn is a run of model-sampled ids (``tool_mask`` 1): its context is every id before the run
+    (the prompt, earlier turns, tool results and the template's glue between them), its decode the
+    run's length, its tool tokens the external ids (``tool_mask`` 0) after it. Without a mask the whole
+    completion is one turn.
+
+    >>> turns_from_ids(10, 9, [1, 1, 1, 0, 0, 0, 1, 1, 1])   # a call, 3 tool ids, the answer
+    [(10, 3, 3), (16, 3, 0)]
+    """
+    mask = [1] * completion_length if tool_mask is None else list(tool_mask)[:completion_length]
+    turns: list[list[int]] = []
+    for position, bit in enumerate(mask):
+        if bit and (position == 0 or not mask[position - 1]):
+            turns.append([prompt_length + position, 0, 0])
+        if turns:
+            turns[-1][1 if bit else 2] += 1
+    return [(context, decode, tool) for context, decode, tool in turns]
 
 
 # --- the advantage hook (GRPOTrainer subclass) ------------------------------------------------------------

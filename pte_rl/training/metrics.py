@@ -7,6 +7,8 @@ training logs (:mod:`pte_rl.training.tracking`) and by the ablation report. For 
     pte/mean, pte/median, pte/p90          mean, median and 90th percentile (linear) of PTE_j
     pte/prefill_share, pte/decode_share    sum_j prefill_j / sum_j PTE_j, sum_j decode_j / sum_j PTE_j
     pte/correct_mean, pte/incorrect_mean   mean PTE_j over correct / incorrect rollouts
+                                           (these seven: pte_rl.pricing.summary.pte_summary, shared with
+                                           the PTE reward, which logs them in TRL's own tool loop)
     accuracy                               correct / graded (ungraded rollouts, correct=None, left out)
     tokens/generated_mean                  mean over trajectories of sum_i decode_i
     tokens/total_mean                      mean over trajectories of sum_i (context_i + decode_i)
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from pte_rl.pricing.cost import CostModel, pte, pte_batch, token_totals
+from pte_rl.pricing.summary import pte_summary
 from pte_rl.pricing.trajectory import Trajectory
 
 SAMPLE_TEXT_CHARS = 2000  # assistant text kept per turn in the sample table
@@ -67,24 +70,10 @@ def batch_metrics(
     trajs = [_as_trajectory(t) for t in trajectories]
     if not trajs:
         return {}
-    priced = pte_batch(trajs, cost_model)
-    total = priced.total
     n = len(trajs)
-    metrics: dict[str, float] = {
-        "pte/mean": float(total.mean()),
-        "pte/median": float(np.median(total)),
-        "pte/p90": float(np.percentile(total, 90)),
-    }
-    total_sum = float(total.sum())
-    if total_sum > 0:
-        metrics["pte/prefill_share"] = float(priced.prefill.sum()) / total_sum
-        metrics["pte/decode_share"] = float(priced.decode.sum()) / total_sum
+    metrics = pte_summary(trajs, cost_model)  # pte/*: the one summary function, shared with the PTE reward
     correct = np.array([t.correct is True for t in trajs])
     incorrect = np.array([t.correct is False for t in trajs])
-    if correct.any():
-        metrics["pte/correct_mean"] = float(total[correct].mean())
-    if incorrect.any():
-        metrics["pte/incorrect_mean"] = float(total[incorrect].mean())
     if correct.any() or incorrect.any():
         metrics["accuracy"] = float(correct.sum()) / float(correct.sum() + incorrect.sum())
     totals = [token_totals(t) for t in trajs]
