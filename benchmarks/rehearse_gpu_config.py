@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/rehearse_gpu_config.py                          # CPU, the shipped MATH-500 rows
     .venv/bin/python benchmarks/rehearse_gpu_config.py --data-dir ../shared/data   # the whole math500.jsonl
     .venv/bin/python benchmarks/rehearse_gpu_config.py --device cuda [--use-vllm]  # the same on a GPU machine
+    .venv/bin/python benchmarks/rehearse_gpu_config.py -- --reward.overrides.pte.options.gate all \\
+        --reward.overrides.pte.options.method group_zscore      # recipe arguments after --: an ungated penalty
 
 What runs: ``recipes/grpo_pte.py --config recipes/configs/qwen2.5-1.5b-math-vllm.yaml`` (launched as
 the config's header says, with ``accelerate launch``), unchanged, with
@@ -74,7 +76,10 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json-out", default=None,
                         help="default: benchmarks/results/rehearsal/rehearsal_<device>.json")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds the recipe may run")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:cut])
+    args.recipe_args = argv[cut + 1:]
     if args.use_vllm and args.device != "cuda":
         parser.error("--use-vllm needs --device cuda")
     return args
@@ -82,9 +87,8 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
 
 def recipe_command(args: argparse.Namespace, model: Path, run_dir: Path, gamma: float) -> list[str]:
     """The launch line: accelerate launch, the recipe, the GPU config, then the overrides."""
-    data = Path(args.data_dir) if args.data_dir else None
-    source = (["--env.options.data_dir", str(data)] if data and (data / "math500.jsonl").is_file()
-              else ["--env.options.dataset", str(ROWS)])
+    data = Path(args.data_dir) / "math500.jsonl" if args.data_dir else None
+    source = ["--env.options.dataset", str(data if data and data.is_file() else ROWS)]
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(LAUNCH[args.device]),
                str(ROOT / "recipes" / "grpo_pte.py"), "--config", args.config,
                "--model_name_or_path", str(model), "--output_dir", str(run_dir), *source,
@@ -93,8 +97,8 @@ def recipe_command(args: argparse.Namespace, model: Path, run_dir: Path, gamma: 
                "--gradient_accumulation_steps", "1", "--max_completion_length", str(args.completion_length),
                "--eval.n", str(args.eval_n), "--eval.samples", str(args.eval_samples), "--seed", str(args.seed)]
     if args.device == "cpu":
-        return command + CPU_OVERRIDES
-    return command + ["--use_cpu", "false", "--use_vllm", "true" if args.use_vllm else "false"]
+        return command + CPU_OVERRIDES + args.recipe_args
+    return command + ["--use_cpu", "false", "--use_vllm", "true" if args.use_vllm else "false"] + args.recipe_args
 
 
 def run_measured(command: list[str], log_path: Path, timeout: float) -> tuple[int, float, float]:
@@ -167,9 +171,18 @@ def training_calls(steps: list[dict], samples: list[dict], per_step: int) -> dic
             "sampled": sampled}
 
 
-def precision_notes(model: Path, run_dir: Path) -> list[str]:
+def run_notes(model: Path, run_dir: Path, steps: list[dict]) -> list[str]:
     """What a user would trip on, read from the run's files (not assumed)."""
     notes = []
+    flat = [row["step"] for row in steps if row.get("frac_reward_zero_std") == 1.0]
+    if flat:
+        notes.append(f"steps {flat}: every group's rewards were equal (frac_reward_zero_std 1), so the advantages "
+                     "and the loss were 0 and the update moved nothing (a random model answers nothing right and "
+                     "the PTE penalty is gated on correct rollouts; '-- --reward.overrides.pte.options.gate all "
+                     "--reward.overrides.pte.options.method group_zscore' gives the update something to do)")
+    idle = [row["step"] for row in steps if row.get("learning_rate") == 0]
+    if idle:
+        notes.append(f"steps {idle}: learning rate 0 (the config's warmup_steps outlast them)")
     start_dtype = json.loads((model / "config.json").read_text()).get("dtype")
     final_config = run_dir / "final" / "config.json"
     final_dtype = json.loads(final_config.read_text()).get("dtype") if final_config.is_file() else None
@@ -204,7 +217,7 @@ def summarise(args: argparse.Namespace, run_dir: Path, model: Path, measured: di
         "evaluations": evals,
         "tool_calls": calls,
         "wandb_offline_runs": wandb_runs,
-        "notes": precision_notes(model, run_dir),
+        "notes": run_notes(model, run_dir, steps),
     }
 
 

@@ -160,7 +160,8 @@ def test_the_launch_line_is_the_gpu_config_plus_cpu_overrides(tmp_path: Path) ->
     assert "--pricing.gamma 0.00702578132048336 " in text and "--max_steps 2 " in text
     assert f"--env.options.dataset {ROWS}" in text  # no math500.jsonl in the data dir: the shipped rows
     (tmp_path / "math500.jsonl").write_text("")
-    assert f"--env.options.data_dir {tmp_path}" in " ".join(bench.recipe_command(args, tmp_path, tmp_path, 0.1))
+    assert f"--env.options.dataset {tmp_path / 'math500.jsonl'}" in " ".join(
+        bench.recipe_command(args, tmp_path, tmp_path, 0.1))
     cuda = bench.recipe_command(bench.parse_cli(["--device", "cuda", "--use-vllm"]), tmp_path, tmp_path, 0.1)
     assert "--bf16" not in cuda and cuda[-4:] == ["--use_cpu", "false", "--use_vllm", "true"]
     assert "accelerate_1gpu.yaml" in " ".join(cuda)
