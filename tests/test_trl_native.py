@@ -16,10 +16,11 @@ import pytest
 from rollout_helpers import one_torch_thread
 
 ROOT = Path(__file__).resolve().parent.parent
-# docs/trl_native.md: every context exact; a decode count off by at most 2 tokens (the template's "\n" after
-# <|im_end|>, BPE re-merges); a trajectory's PTE within 3% (measured: at most 1.3%).
+# docs/trl_native.md, measured over 320 trajectories: every context exact; +1 decode token on every turn of a
+# multi-turn completion but the last (the template's "\n" after <|im_end|>), at most 8 off on the last turn
+# (measured 6: what TRL's parser drops from a garbled final turn); a trajectory's PTE within 3% (measured 2.04%).
 PTE_RELATIVE_TOLERANCE = 0.03
-DECODE_TOLERANCE = 2
+LAST_DECODE_TOLERANCE = 8
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -69,8 +70,9 @@ def check_run(trainer, capture, rebuilt) -> None:
         for ex, rb in zip(exact, rows, strict=True):
             assert rb is not None and len(rb.turns) == len(ex.turns)
             assert [t.context_tokens for t in rb.turns] == [t.context_tokens for t in ex.turns]
-            for a, b in zip(ex.turns, rb.turns, strict=True):
-                assert abs(b.decode_tokens - a.decode_tokens) <= DECODE_TOLERANCE
+            differences = [b.decode_tokens - a.decode_tokens for a, b in zip(ex.turns, rb.turns, strict=True)]
+            assert differences[:-1] == [1] * (len(differences) - 1)
+            assert abs(differences[-1]) <= (0 if len(differences) == 1 else LAST_DECODE_TOLERANCE)
             exact_pte = pte(ex, reward.cost_model).total
             assert pte(rb, reward.cost_model).total == pytest.approx(exact_pte, rel=PTE_RELATIVE_TOLERANCE)
         # pte/*: logged once per step by the PTE reward, the mean of what it priced (TRL's channel is float32).

@@ -18,7 +18,10 @@ given it) the metrics go through TRL's ``log_metric`` channel, claimed for these
 (:func:`pte_rl.rollout.trl_adapter.claim_metrics` drops them when a reward function logs them too):
 averaged over the generation batches of a logging step, then logged with TRL's own metrics
 (``reward``, ``rewards/<func>/mean``, ``kl``, ...) to every ``report_to`` backend (W&B prefixes them
-with ``train/``) and to ``metrics.jsonl``. Reward functions log only ``reward/<name>_*``.
+with ``train/``) and to ``metrics.jsonl``. Reward functions log only ``reward/<name>_*``. In TRL's own
+tool loop (``GRPOTrainer(tools=...)``, no pte_rl rollout to observe) the PTE reward is the one producer of
+``pte/*`` instead, with the same summary function (:func:`pte_rl.pricing.summary.pte_summary`); see
+docs/trl_native.md.
 """
 
 from __future__ import annotations
