@@ -387,7 +387,8 @@ def evaluate(setup: Setup, model: str, out: Path) -> dict:
         n=config.eval.n, samples=config.eval.samples, temperature=config.eval.temperature,
         max_turns=config.env.max_turns or setup.env.max_turns,
         max_completion_length=setup.training.max_completion_length, seed=setup.training.seed,
-        patterns=config.patterns.build(),
+        patterns=config.patterns.build(), device="cpu" if setup.training.use_cpu else None,
+        dtype=str((setup.training.model_init_kwargs or {}).get("dtype", "float32")),  # the trainer's, as TRL loads it
     )
 
 

@@ -39,10 +39,16 @@ def evaluate_policy(
     batch_size: int = 64,
     split: str = "eval",
     patterns: Any = None,
+    dtype: str = "float32",
+    device: str | None = None,
 ) -> dict:
     """Roll out ``samples`` episodes on each of the first ``n`` held-out rows; return the summary.
 
-    ``model`` is a local directory (loaded with ``from_pretrained``) or an already loaded model.
+    ``model`` is a local directory (loaded with ``from_pretrained`` in ``dtype`` on ``device``: None picks
+    CUDA when there is one) or an already loaded model. The dtype is explicit, as in TRL (float32 unless
+    ``model_init_kwargs`` says otherwise; ``"auto"``: the checkpoint's own): a hub checkpoint's
+    ``torch_dtype: bfloat16`` would otherwise evaluate the start policy at another precision than the
+    float32 weights the trainer saves. The recipe passes the trainer's dtype to both evaluations.
     """
     import torch
     from transformers import AutoModelForCausalLM, set_seed
@@ -53,9 +59,10 @@ def evaluate_policy(
 
     set_seed(seed)
     if isinstance(model, str | os.PathLike):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        loaded: Any = AutoModelForCausalLM.from_pretrained(str(model))  # transformers' stubs mistype .to
-        model = loaded.to(device)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
+            str(model), dtype=dtype if dtype == "auto" else getattr(torch, str(dtype).removeprefix("torch.")))
+        model = loaded.to(device)  # transformers' stubs mistype .to
     was_training = model.training
     model.eval()
     rows = env.split(split)
