@@ -66,6 +66,7 @@ def test_batch_metrics_by_hand(no_patterns):
         "pte/p90": 246.5 + 0.7 * (720 - 246.5),  # sorted [50, 120, 246.5, 720], position 0.9 * 3 = 2.7
         "pte/prefill_share": (230 + 100 + 600 + 50) / 1136.5,
         "pte/decode_share": (16.5 + 20 + 120 + 0) / 1136.5,
+        "pte/first_turn_share": (110 + 120 + 110 + 50) / 1136.5,  # each trajectory's turn 0
         "pte/correct_mean": (246.5 + 120) / 2,
         "pte/incorrect_mean": 720.0,
         "accuracy": 2 / 3,  # D is ungraded: out of the denominator

@@ -6,8 +6,9 @@ training logs (:mod:`pte_rl.training.tracking`) and by the ablation report. For 
 
     pte/mean, pte/median, pte/p90          mean, median and 90th percentile (linear) of PTE_j
     pte/prefill_share, pte/decode_share    sum_j prefill_j / sum_j PTE_j, sum_j decode_j / sum_j PTE_j
+    pte/first_turn_share                   sum_j cost of turn 0 / sum_j PTE_j
     pte/correct_mean, pte/incorrect_mean   mean PTE_j over correct / incorrect rollouts
-                                           (these seven: pte_rl.pricing.summary.pte_summary, shared with
+                                           (these eight: pte_rl.pricing.summary.pte_summary, shared with
                                            the PTE reward, which logs them in TRL's own tool loop)
     accuracy                               correct / graded (ungraded rollouts, correct=None, left out)
     tokens/generated_mean                  mean over trajectories of sum_i decode_i
