@@ -15,7 +15,7 @@ Configuration: ``--config FILE.yaml`` (default: configs/default.yaml beside this
     --env.name facts   --env.options.n_train 500   --env.max_turns 6
     --reward.preset tokens   --reward.overrides.pte.weight 0.3
     --pricing.gamma 0.004   --pricing.hardware h200   --eval.n 50   --eval.only true
-    --patterns.compute_tools [run_code]   --patterns.tool_families false
+    --patterns.compute_tools [run_code]   --patterns.tool_families false   --credit turn
     --learning_rate 1e-4   --max_steps 20   --resume_from_checkpoint true    # TRL's GRPOConfig, flat
 
 The fields are documented in pte_rl/training/config.py and sections.py. A bad key or value, an
@@ -415,7 +415,8 @@ def train(setup: Setup, output_dir: Path, state: Any) -> None:
     callback = LocalMetricsCallback(output_dir, cost_model=setup.cost_model, patterns=setup.config.patterns.build())
     max_turns = setup.config.env.max_turns or setup.env.max_turns
     tokenizer = AutoTokenizer.from_pretrained(setup.model_path)
-    trainer = grpo_trainer_class(setup.config.correct_advantage_floor)(
+    trainer = grpo_trainer_class(setup.config.correct_advantage_floor, credit=setup.config.credit,
+                                 cost_model=setup.cost_model)(
         model=setup.model_path, reward_funcs=setup.reward_funcs, args=setup.training,
         train_dataset=setup.env.dataset, processing_class=tokenizer,
         rollout_func=callback.observe(make_rollout_func(setup.env, max_turns=max_turns)), callbacks=[callback],

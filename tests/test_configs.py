@@ -199,3 +199,10 @@ def test_launch_configs_are_accelerate_configs(path: Path):
     if ds:
         stage = json.loads((REPO / ds).read_text())["zero_optimization"]["stage"]
         assert stage == (3 if "zero3" in ds else 2)
+
+
+def test_credit_takes_trajectory_or_turn():
+    config = bind(parse_recipe_args(["--credit", "turn"], DEFAULT))
+    assert config.credit == "turn" and bind(parse_recipe_args([], DEFAULT)).credit == "trajectory"
+    with pytest.raises(RecipeConfigError, match=r"command line.*'credit': expected trajectory or turn, got 'token'"):
+        bind(parse_recipe_args(["--credit", "token"], DEFAULT))

@@ -226,3 +226,65 @@ def test_grpo_step_logs_each_metric_once_priced_by_the_callback(tmp_path, monkey
     assert line["tokens/generated_mean"] == pytest.approx((2 * (count_tokens(CALL) + 1 + answer_42) + 2 * answer_7) / 4)
     assert line["reward/second_producer_mean"] == 0.5
     assert all(any(k.startswith(f"reward/{f.__name__}_") for k in line) for f in preset)  # theirs pass
+
+
+def test_grpo_step_with_turn_credit_spreads_a_penalty_over_turns_by_their_cost(tmp_path, monkeypatch):
+    """A real GRPOTrainer step with credit='turn': all rollouts are correct and the second of each group pays a
+    cost penalty. Its advantage (plain GRPO: the same on every token) is spread per token over its turns in
+    proportion to their attributed PTE, which is worked out here from the rollout's own turn records."""
+    import torch
+
+    from pte_rl.pricing.attribution import attribute
+    from pte_rl.pricing.cost import CostModel
+    from pte_rl.pricing.trajectory import Trajectory
+    from pte_rl.rollout.trl_driver import make_rollout_func
+    from pte_rl.training.credit import turn_spans
+    from pte_rl.training.trainer import grpo_trainer_class
+
+    tokenizer, model_dir, env, args = _scripted_grpo(tmp_path, monkeypatch)
+    cost_model = CostModel(gamma=0.05)
+    records: list = []
+
+    def correctness(prompts, completions, completion_ids, trajectory, **kwargs):
+        records.extend(Trajectory.from_dict(t) for t in trajectory)
+        return [1.0 if Trajectory.from_dict(t).correct else 0.0 for t in trajectory]
+
+    def cost(prompts, completions, completion_ids, trajectory, **kwargs):
+        return [-0.5 * (i % 2) for i in range(len(trajectory))]  # the second of each group pays
+
+    seen: list = []
+    base = grpo_trainer_class(None, credit="turn", cost_model=cost_model)
+
+    class Recording(base):
+        def adjust_advantages(self, advantages, rewards_per_func, batch):
+            adjusted = super().adjust_advantages(advantages, rewards_per_func, batch)
+            seen.append((advantages.clone(), adjusted.clone(), batch.policy_mask.clone(), batch.prompt_mask.clone()))
+            return adjusted
+
+    trainer = Recording(model=str(model_dir), reward_funcs=[correctness, cost], args=args,
+                        train_dataset=env.dataset, processing_class=tokenizer, rollout_func=make_rollout_func(env))
+    trainer.train()
+    assert trainer.state.global_step == 1
+    (plain, spread, policy_mask, prompt_mask), = seen
+    assert spread.shape == policy_mask.shape and len(records) == 4
+    two_turn_payers = 0
+    for row, trajectory in enumerate(records):
+        spans = turn_spans(policy_mask[row].int().tolist())
+        assert len(spans) == len(trajectory.turns)  # the mask's runs are the rollout's turns
+        # ... with the rollout's own counts: context = prompt + everything before the run
+        assert [(int(prompt_mask[row].sum()) + start, end - start) for start, end in spans] == [
+            (t.context_tokens, t.decode_tokens) for t in trajectory.turns]
+        if plain[row] >= 0 or len(spans) < 2:  # correctness is the same for all: A_correct = 0
+            assert torch.all(spread[row] == plain[row])
+            continue
+        two_turn_payers += 1
+        shares = [s.total for s in attribute(trajectory, cost_model)]
+        for (start, end), share in zip(spans, shares, strict=True):
+            expected = plain[row].item() * len(spans) * share / sum(shares)
+            assert spread[row, start:end].tolist() == pytest.approx([expected] * (end - start), rel=1e-5)
+        first, last = spans[0], spans[-1]
+        assert spread[row, first[0]].item() < plain[row].item() < spread[row, last[0]].item()  # turn 0 is to blame
+    assert two_turn_payers == 1  # the six-seven group's second rollout (two turns); nine-two's has one turn
+    logged = trainer.state.log_history[0]
+    assert logged["credit/spread_frac"] == pytest.approx(0.25)
+    assert logged["credit/turn1_multiplier"] > 1.0 > logged["credit/turn2_multiplier"]

@@ -142,6 +142,13 @@ def test_generate_and_score_returns_this_process_advantages():
     assert parameters(GRPOTrainer._generate_and_score_completions) == ["self", "inputs"]
     source = inspect.getsource(GRPOTrainer._generate_and_score_completions)
     assert "self.accelerator.process_index * len(prompts)" in source and '"advantages": advantages' in source
+    for key in ('"prompt_mask"', '"completion_mask"', 'output["tool_mask"]'):
+        assert key in source, key
+    # how TRL turns the reward matrix into advantages, which turn credit splits the same way
+    assert "(rewards_per_func * self.reward_weights.to(device).unsqueeze(0)).nansum(dim=1)" in source
+    assert 'self.scale_rewards in ["group", "none"]' in source and "advantages / (std_rewards + 1e-4)" in source
+    # per-token advantages (B, T) reach the loss as they are
+    assert "if advantages.dim() == 1:" in inspect.getsource(GRPOTrainer._compute_loss)
 
 
 def test_advantage_hook_hands_each_process_its_rows():
@@ -153,20 +160,30 @@ def test_advantage_hook_hands_each_process_its_rows():
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
             return torch.arange(8.0).view(4, 2)  # gathered: 2 rows per process, 2 reward functions
 
+        args = SimpleNamespace(num_generations=4, scale_rewards="group")
+        reward_weights = torch.tensor([1.0, 0.5])
+
         def _generate_and_score_completions(self, inputs):
             self._calculate_rewards(inputs, None, None, None)
-            return {"advantages": torch.tensor([0.5, -0.5]), "other": 1}
+            return {"advantages": torch.tensor([0.5, -0.5]), "other": 1, "prompt_mask": torch.ones(2, 3),
+                    "completion_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]),
+                    "tool_mask": torch.tensor([[1, 0, 1], [1, 1, 1]])}
 
     seen = []
 
     class Hooked(trl_adapter.advantage_hook(FakeGRPO)):
-        def adjust_advantages(self, advantages, rewards_per_func):
-            seen.append(rewards_per_func.tolist())
+        def adjust_advantages(self, advantages, rewards_per_func, batch):
+            seen.append((rewards_per_func.tolist(), batch))
             return advantages * 2
 
     output = Hooked()._generate_and_score_completions([])
-    assert seen == [[[4.0, 5.0], [6.0, 7.0]]] and output["advantages"].tolist() == [1.0, -1.0]
-    assert output["other"] == 1 and trl_adapter.advantage_hook(FakeGRPO)().adjust_advantages(3, None) == 3
+    (local, batch), = seen
+    assert local == [[4.0, 5.0], [6.0, 7.0]] and output["advantages"].tolist() == [1.0, -1.0]
+    assert batch.rows == slice(2, 4) and batch.all_rewards_per_func.shape == (4, 2)
+    assert batch.policy_mask.tolist() == [[1, 0, 1], [1, 1, 0]]  # completion_mask * tool_mask
+    assert (batch.num_generations, batch.scale_rewards, batch.multi_objective_aggregation) == (
+        4, "group", "sum_then_normalize")
+    assert output["other"] == 1 and trl_adapter.advantage_hook(FakeGRPO)().adjust_advantages(3, None, batch) == 3
 
 
 # --- what TRL's own tool loop fed and got back --------------------------------------------------------

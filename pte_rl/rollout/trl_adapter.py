@@ -15,7 +15,12 @@ GRPOTrainer._metrics[mode][key]                  | advantages/floored_frac, next
 GRPOTrainer._calculate_rewards(inputs, prompts,  | the (all processes' rows x reward functions) matrix TRL  | 1.16.0
   completions, completion_ids_list)              | builds advantages from (returned gathered)               |
 GRPOTrainer._generate_and_score_completions(     | the batch whose 'advantages' (this process's rows, from  | 1.16.0
-  inputs)                                        | process_index * n) the advantage floor raises            |
+  inputs)                                        | process_index * n) the advantage floor raises and turn   |
+                                                 | credit spreads per token; its 'prompt_mask',             |
+                                                 | 'completion_mask', 'tool_mask' (the policy's tokens)     |
+GRPOTrainer.reward_weights, args.scale_rewards,  | how TRL made advantages of the rewards (sum, then        | 1.16.0
+  args.multi_objective_aggregation               | group-normalise): turn credit splits them the same way   |
+  advantages (B, T) in _compute_loss             | per-token advantages are used as they are (no unsqueeze) |
 GRPOTrainer.reward_func_names                    | the floor's correctness column                           | 1.16.0
 GRPOTrainer._tokenizer                           | the text tokenizer (processing_class may be a processor) | 1.16.0
 GRPOTrainer.eos_token_ids                        | where a turn ends (tokenizer + generation config EOS)    | 1.16.0
@@ -43,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pte_rl.pricing.trajectory import Trajectory, Turn
@@ -227,14 +233,50 @@ def turns_from_ids(
 # --- the advantage hook (GRPOTrainer subclass) ------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AdvantageBatch:
+    """What an advantage adjustment may read besides the advantages (all tensors from TRL's batch).
+
+    ``all_rewards_per_func``: TRL's gathered ``(all processes' rows, reward functions)`` matrix;
+    ``rows``: this process's slice of it; ``prompt_mask`` (n, P) and ``policy_mask`` (n, T): the
+    completion tokens the policy sampled (``completion_mask * tool_mask``: tool responses and template
+    tokens are 0), which are the tokens the loss trains; ``reward_weights``, ``num_generations``,
+    ``scale_rewards`` and ``multi_objective_aggregation``: how TRL turned the matrix into advantages.
+    """
+
+    all_rewards_per_func: Any
+    rows: slice
+    prompt_mask: Any
+    policy_mask: Any
+    reward_weights: Any
+    num_generations: int
+    scale_rewards: str
+    multi_objective_aggregation: str
+
+
+def _advantage_batch(trainer: Any, output: dict, rows: slice) -> AdvantageBatch:
+    completion_mask = output.get("completion_mask")
+    tool_mask = output.get("tool_mask")
+    policy_mask = completion_mask if tool_mask is None or completion_mask is None else completion_mask * tool_mask
+    args = trainer.args
+    return AdvantageBatch(
+        all_rewards_per_func=trainer._pte_rl_rewards_per_func, rows=rows, prompt_mask=output.get("prompt_mask"),
+        policy_mask=policy_mask, reward_weights=getattr(trainer, "reward_weights", None),
+        num_generations=int(getattr(args, "num_generations", 1) or 1),
+        scale_rewards=str(getattr(args, "scale_rewards", "group")),
+        multi_objective_aggregation=str(getattr(args, "multi_objective_aggregation", "sum_then_normalize")),
+    )
+
+
 def advantage_hook(base: type | None = None) -> type:
     """A subclass of ``base`` (TRL's ``GRPOTrainer`` by default) whose advantages pass through
-    ``self.adjust_advantages(advantages, rewards_per_func)`` once TRL has computed them.
+    ``self.adjust_advantages(advantages, rewards_per_func, batch)`` once TRL has computed them.
 
     ``advantages`` are this process's rows (shape ``(n,)`` or ``(n, T)``); ``rewards_per_func`` the
     matching rows of TRL's ``(all processes' rows, reward functions)`` matrix, with NaN where a
-    function returned None. Subclasses override ``adjust_advantages``; the default returns the
-    advantages unchanged.
+    function returned None; ``batch`` an :class:`AdvantageBatch` (the whole matrix, so that a group
+    split over processes stays whole, and the batch's masks). Subclasses override ``adjust_advantages``;
+    the default returns the advantages unchanged.
     """
     if base is None:
         from trl import GRPOTrainer
@@ -254,11 +296,12 @@ def advantage_hook(base: type | None = None) -> type:
             output = super()._generate_and_score_completions(inputs)
             advantages = output["advantages"]
             start = self.accelerator.process_index * advantages.shape[0]
-            local = self._pte_rl_rewards_per_func[start : start + advantages.shape[0]]
-            output["advantages"] = self.adjust_advantages(advantages, local)
+            rows = slice(start, start + advantages.shape[0])
+            local = self._pte_rl_rewards_per_func[rows]
+            output["advantages"] = self.adjust_advantages(advantages, local, _advantage_batch(self, output, rows))
             return output
 
-        def adjust_advantages(self, advantages: Any, rewards_per_func: Any) -> Any:
+        def adjust_advantages(self, advantages: Any, rewards_per_func: Any, batch: AdvantageBatch) -> Any:
             return advantages
 
     AdvantageHookTrainer.__qualname__ = AdvantageHookTrainer.__name__ = f"AdvantageHook{base.__name__}"

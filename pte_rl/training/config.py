@@ -7,6 +7,7 @@
     eval:     {n: 200, samples: 4, temperature: 0.7, at_start: true, only: false}
     patterns: {compute_tools: null, toolsets: null, tool_families: true}
     correct_advantage_floor: 0.0
+    credit: trajectory       # or turn: a penalised rollout's efficiency advantage spread over its turns by cost
     dry_run: false           # resolve and print everything, train nothing (recipes/grpo_pte.py)
     learning_rate: 2.0e-4    # every other top-level key is a field of TRL's GRPOConfig, flat
 
@@ -265,6 +266,9 @@ def build_config(tree: dict[str, Any], where: Callable[[str], str]) -> RecipeCon
         else:
             values[name] = coerce(value, hints[name], name, where)
     config = RecipeConfig(**values)
+    if config.credit not in ("trajectory", "turn"):
+        raise RecipeConfigError(
+            f"{where('credit')}: field 'credit': expected trajectory or turn, got {config.credit!r}")
     try:
         check_pricing(config.pricing, where, prefix="pricing.")
     except InputError as exc:

@@ -130,3 +130,24 @@ def per_token_advantages(advantages: Any, correct: Any, prompt_mask: Any, policy
         for (start, end), factor in zip(spans, factors, strict=True):
             token_advantages[row, start:end] = correct[row] + efficiency[row] * factor
     return token_advantages, multipliers
+
+
+def credit_metrics(multipliers: list[list[float]], efficiency: list[float]) -> dict[str, float]:
+    """Over the rollouts whose penalty was spread (multipliers not all 1), per turn k (1, 2, 3, ``4+``):
+    ``credit/turn<k>_multiplier`` and ``credit/turn<k>_penalty`` (mean ``A_efficiency * multiplier``, the
+    efficiency advantage its tokens got); and ``credit/spread_frac``, the share of rollouts spread.
+
+    >>> m = credit_metrics([[1.2, 0.8], [1.0], [1.5, 0.5]], [-1.0, 0.3, -0.5])
+    >>> m["credit/spread_frac"], m["credit/turn1_multiplier"], m["credit/turn1_penalty"]
+    (0.6666666666666666, 1.35, -0.975)
+    """
+    spread = [(row, eff) for row, eff in zip(multipliers, efficiency, strict=True) if any(f != 1.0 for f in row)]
+    metrics = {"credit/spread_frac": len(spread) / len(multipliers)} if multipliers else {}
+    by_turn: dict[str, list[float]] = {}
+    for row, eff in spread:
+        for index, factor in enumerate(row):
+            turn = index + 1 if index < 3 else "4+"
+            by_turn.setdefault(f"credit/turn{turn}_multiplier", []).append(factor)
+            by_turn.setdefault(f"credit/turn{turn}_penalty", []).append(eff * factor)
+    metrics.update({key: sum(values) / len(values) for key, values in by_turn.items()})
+    return metrics

@@ -88,6 +88,9 @@ class RecipeConfig:
     """How the pattern detectors read tool names."""
     correct_advantage_floor: float | None = None
     """If set (e.g. 0.0), a correct rollout's GRPO advantage is raised to at least this."""
+    credit: str = "trajectory"
+    """`trajectory`: every token of a rollout gets its advantage (TRL's GRPO); `turn`: a penalised
+    rollout's efficiency advantage is spread over its turns by their attributed PTE (pte_rl.training.credit)."""
     dry_run: bool = False
     """Resolve everything (policy config, environment and splits, gamma, reward preset, GRPOConfig,
     launch topology), print it as YAML and exit 0 without training or loading weights; exit 2 on the

@@ -1,4 +1,12 @@
-"""TRL's ``GRPOTrainer`` with one option: a floor under the advantages of correct rollouts.
+"""TRL's ``GRPOTrainer`` with two options: turn-level credit, and a floor under correct rollouts' advantages.
+
+**Turn credit** (``credit="turn"``, :mod:`pte_rl.training.credit`): the efficiency part of a penalised
+rollout's advantage is spread over its turns by their attributed cost, per token, before the floor.
+Logged (:func:`pte_rl.training.credit.credit_metrics`): ``credit/turn<k>_multiplier`` and
+``credit/turn<k>_penalty`` (k = 1, 2, 3, ``4+``: the mean multiplier and efficiency advantage of turn k
+over the rollouts whose penalty was spread) and ``credit/spread_frac`` (the share of such rollouts).
+
+**The floor.**
 
 With a success-gated efficiency penalty, a group whose rollouts are all correct still spreads its
 advantages around zero: the costly correct rollouts get negative advantages, and every token of them
@@ -22,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from pte_rl.rollout import trl_adapter
+from pte_rl.training.credit import CREDIT_MODES, correctness_advantages, credit_metrics, per_token_advantages
 
 
 def floor_correct_advantages(advantages: Any, correctness: Any, floor: float) -> tuple[Any, int]:
@@ -48,36 +57,58 @@ def floor_correct_advantages(advantages: Any, correctness: Any, floor: float) ->
     return torch.where(raise_mask, torch.full_like(advantages, float(floor)), advantages), raised
 
 
-def grpo_trainer_class(correct_advantage_floor: float | None = None, correctness_name: str = "correctness"):
-    """``trl.GRPOTrainer`` itself when the floor is None, else a subclass that applies it.
+def grpo_trainer_class(correct_advantage_floor: float | None = None, correctness_name: str = "correctness",
+                       credit: str = "trajectory", cost_model: Any = None):
+    """``trl.GRPOTrainer`` itself with neither option, else a subclass that applies them.
 
     The subclass reaches TRL's advantages through :func:`pte_rl.rollout.trl_adapter.advantage_hook`.
+    ``credit="turn"`` needs the run's ``cost_model`` (the attribution prices turns with it).
     """
     from trl import GRPOTrainer
 
-    if correct_advantage_floor is None:
+    if credit not in CREDIT_MODES:
+        raise ValueError(f"credit: expected one of {CREDIT_MODES}, got {credit!r}")
+    if credit == "turn" and cost_model is None:
+        raise ValueError("credit='turn' needs the run's cost_model")
+    if correct_advantage_floor is None and credit == "trajectory":
         return GRPOTrainer
-    floor = float(correct_advantage_floor)
+    floor = None if correct_advantage_floor is None else float(correct_advantage_floor)
 
     hooked: Any = trl_adapter.advantage_hook(GRPOTrainer)
 
-    class FlooredGRPOTrainer(hooked):
-        """GRPOTrainer with the advantages of correct rollouts floored (see pte_rl.training.trainer)."""
+    class PteRlGRPOTrainer(hooked):
+        """GRPOTrainer with turn credit and/or the correct-rollout floor (see pte_rl.training.trainer)."""
 
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)
             names = trl_adapter.reward_names(self)
             if correctness_name not in names:
                 raise ValueError(
-                    f"correct_advantage_floor needs a reward function named {correctness_name!r}; the "
-                    f"preset has {names}"
+                    f"correct_advantage_floor and turn credit need a reward function named {correctness_name!r}; "
+                    f"the preset has {names}"
                 )
             self._correct_column = names.index(correctness_name)
 
-        def adjust_advantages(self, advantages: Any, rewards_per_func: Any) -> Any:
-            correctness = rewards_per_func[:, self._correct_column]
-            advantages, raised = floor_correct_advantages(advantages, correctness, floor)
-            trl_adapter.record_metric(self, "advantages/floored_frac", raised / max(advantages.shape[0], 1))
+        def adjust_advantages(self, advantages: Any, rewards_per_func: Any, batch: Any) -> Any:
+            if credit == "turn":
+                advantages = self._spread_by_turn(advantages, batch)
+            if floor is not None:
+                correctness = rewards_per_func[:, self._correct_column]
+                advantages, raised = floor_correct_advantages(advantages, correctness, floor)
+                trl_adapter.record_metric(self, "advantages/floored_frac", raised / max(advantages.shape[0], 1))
             return advantages
 
-    return FlooredGRPOTrainer
+        def _spread_by_turn(self, advantages: Any, batch: Any) -> Any:
+            if batch.multi_objective_aggregation != "sum_then_normalize":
+                raise ValueError("credit='turn' splits TRL's sum_then_normalize advantages; "
+                                 f"multi_objective_aggregation is {batch.multi_objective_aggregation!r}")
+            correct = correctness_advantages(batch.all_rewards_per_func, batch.reward_weights, self._correct_column,
+                                             batch.num_generations, batch.scale_rewards)[batch.rows]
+            spread, multipliers = per_token_advantages(advantages, correct.to(advantages.device), batch.prompt_mask,
+                                                       batch.policy_mask, cost_model)
+            efficiency = (advantages - correct.to(advantages.device)).tolist()
+            for name, value in credit_metrics(multipliers, efficiency).items():
+                trl_adapter.record_metric(self, name, value)
+            return spread
+
+    return PteRlGRPOTrainer
