@@ -78,7 +78,7 @@ def _ship(args: argparse.Namespace) -> int:
 
     source = Path(args.source) if args.source else tiny_policy_path()
     destination = ship(source)
-    print(f"shipped {source} as {destination}; commit it: git add -f {destination}",
+    print(f"shipped {source} as {destination}; commit it: git add {destination}",
           file=sys.stderr)
     print(destination)
     return 0
