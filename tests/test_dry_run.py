@@ -147,12 +147,13 @@ def test_a_built_tiny_policy_is_described_from_its_config(tmp_path: Path, capsys
 def test_a_deepspeed_config_reports_its_zero_stage():
     import json as json_module
 
-    recipe = _recipe()
+    from pte_rl.training.describe import zero_stage
+
     files = sorted((REPO / "launch" / "deepspeed").glob("*.json"))
     assert files, "launch/ holds no DeepSpeed config"
     for path in files:
-        assert recipe.zero_stage(str(path)) == json_module.loads(path.read_text())["zero_optimization"]["stage"]
-    assert recipe.zero_stage({"zero_optimization": {"stage": 2}}) == 2
+        assert zero_stage(str(path)) == json_module.loads(path.read_text())["zero_optimization"]["stage"]
+    assert zero_stage({"zero_optimization": {"stage": 2}}) == 2
 
 
 def test_a_dry_run_stops_with_status_2_on_the_first_problem(tmp_path: Path, capsys):
