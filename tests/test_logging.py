@@ -29,6 +29,10 @@ from pte_rl.training.tracking import (
 )
 
 MODEL = CostModel(gamma=0.01)
+# Keys batch_metrics produces that tracking.PRODUCED_PREFIXES does not name yet (its owner adds them; this
+# list must end empty): efficiency/* (pte_rl.pricing.efficiency) is logged, but not yet guarded against a
+# reward logging the same key.
+KNOWN_UNCLAIMED_PREFIXES: tuple[str, ...] = ("efficiency/",)
 
 
 def batch() -> list[Trajectory]:
@@ -76,6 +80,19 @@ def test_batch_metrics_by_hand(no_patterns):
         "tools/calls/python": 3 / 4,
         "tools/calls/search": 1 / 4,
         "turns/mean": 7 / 4,
+        # efficiency/*: over the graded A, B, C (D's answer is unknown, so its cost is not counted either):
+        # 2 correct, 85 generated tokens, PTE 246.5 + 120 + 720 = 1086.5, 4 tool calls, all completed.
+        "efficiency/correct_per_1k_generated": 1000 * 2 / 85,
+        "efficiency/correct_per_1m_pte": 1e6 * 2 / 1086.5,
+        "efficiency/pte_per_solved": 1086.5 / 2,
+        "efficiency/tool_productivity": 2 / 4,
+        "efficiency/completion_rate": 1.0,
+        "efficiency/accuracy_given_completion": 2 / 3,
+        "efficiency/pte_per_rollout": 1086.5 / 3,
+        "efficiency/accuracy_at_pte_1000": 2 / 3,  # A and B cost under every default budget; C fails
+        "efficiency/accuracy_at_pte_10000": 2 / 3,
+        "efficiency/accuracy_at_pte_100000": 2 / 3,
+        "efficiency/accuracy_pte_auc": ((1 - 246.5 / 1e5) + (1 - 120 / 1e5)) / 3,  # B_max = 100000
     }
     assert m == pytest.approx(expected, rel=1e-12)
     # The records the rollout hands TRL (Trajectory.to_dict()) give the same numbers.
@@ -89,8 +106,12 @@ def test_batch_metrics_leaves_undefined_keys_out(no_patterns):
     ungraded = batch_metrics([batch()[3]], MODEL)
     assert not {"accuracy", "pte/correct_mean", "pte/incorrect_mean"} & ungraded.keys()
     assert "tools/calls/python" not in ungraded and ungraded["tools/calls_per_trajectory"] == 0.0
+    assert "efficiency/pte_per_solved" not in m and m["efficiency/correct_per_1m_pte"] == 0.0
+    assert "efficiency/tool_productivity" not in batch_metrics([batch()[1]], MODEL)  # no call: undefined, not 0
+    assert not [k for k in ungraded if k.startswith("efficiency/")]  # nothing graded: no efficiency at all
     free = batch_metrics([Trajectory([Turn(0, 0)], correct=True)], MODEL)  # PTE 0: shares undefined
     assert "pte/prefill_share" not in free and free["pte/mean"] == 0.0
+    assert "efficiency/correct_per_1m_pte" not in free and "efficiency/correct_per_1k_generated" not in free
     assert batch_metrics([], MODEL) == {}
 
 
@@ -268,7 +289,10 @@ def test_recorder_hands_metrics_to_the_trainer(tmp_path, no_patterns, caplog):
     assert caplog.text.count("'pte/mean'") == 1 and caplog.text.count("'accuracy'") == 1  # one warning per key
     recorder.on_rollout_batch(batch()[:2], trainer)  # the next batch: the callback still logs, once per key
     assert [v for k, v in logged if k == "pte/mean"] == [284.125, (246.5 + 120) / 2]
-    assert all(map(produced_here, metrics)) and not any(map(produced_here, ["reward/a", "rewards/b/mean", "kl"]))
+    claimed = [k for k in metrics if not k.startswith(KNOWN_UNCLAIMED_PREFIXES)]
+    assert all(map(produced_here, claimed)) and not any(map(produced_here, ["reward/a", "rewards/b/mean", "kl"]))
+    # A prefix on the allow-list must still be unclaimed: the entry goes once tracking claims it.
+    assert not any(produced_here(prefix + "x") for prefix in KNOWN_UNCLAIMED_PREFIXES)
     recorder.on_log(None, state(1), None, logs={"pte/mean": 284.125})
     assert read_lines(tmp_path / "metrics.jsonl") == [{"step": 1, "pte/mean": 284.125}]  # not added twice
 

@@ -16,6 +16,9 @@ training logs (:mod:`pte_rl.training.tracking`) and by the ablation report. For 
     tools/calls_per_trajectory             (all calls) / n;  tools/calls/<tool>: (calls of <tool>) / n
     turns/mean                             mean number of assistant turns
     patterns/<name>_rate, patterns/<name>_cost_multiplier    from pte_rl.patterns.pattern_rates
+    efficiency/*                           solved work per token and per PTE, completion, accuracy at PTE
+                                           budgets and its area: pte_rl.pricing.efficiency.solved_work
+                                           (the fixed default budgets, the same at every step)
 
 A key with no defined value (no correct rollouts, no flagged trajectories) is left out, never 0.
 """
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from pte_rl.pricing.cost import CostModel, pte, pte_batch, token_totals
+from pte_rl.pricing.efficiency import solved_work
 from pte_rl.pricing.summary import pte_summary
 from pte_rl.pricing.trajectory import Trajectory
 
@@ -67,6 +71,8 @@ def batch_metrics(
     >>> m = batch_metrics([a, b], CostModel(gamma=0.01))
     >>> m["pte/mean"], m["pte/correct_mean"], m["accuracy"], m["turns/mean"]   # (110 + 290) / 2
     (200.0, 110.0, 0.5, 1.5)
+    >>> m["efficiency/pte_per_solved"], m["efficiency/correct_per_1k_generated"]   # 400 / 1, 1000 * 1 / 40
+    (400.0, 25.0)
     """
     trajs = [_as_trajectory(t) for t in trajectories]
     if not trajs:
@@ -91,6 +97,7 @@ def batch_metrics(
     for key, value in _pattern_metrics(trajs, cost_model, toolsets, patterns).items():
         if value is not None and math.isfinite(float(value)):
             metrics[key] = float(value)
+    metrics.update(solved_work(trajs, cost_model))
     return metrics
 
 
@@ -180,11 +187,12 @@ def eval_summary(
     """The eval/summary.json record of held-out trajectories.
 
     Keys: ``n``, then the keys of :data:`SUMMARY_FROM_METRICS` (e.g. ``pte_mean`` = ``pte/mean`` of
-    :func:`batch_metrics`) and every ``patterns/<name>_rate`` /
-    ``patterns/<name>_cost_multiplier`` as they are. Keys with no defined value are left out.
+    :func:`batch_metrics`), every ``patterns/<name>_rate`` / ``patterns/<name>_cost_multiplier`` and
+    every ``efficiency/*`` key (:func:`pte_rl.pricing.efficiency.solved_work`, default budgets) as they
+    are. Keys with no defined value are left out.
     """
     metrics = batch_metrics(trajectories, cost_model, toolsets=toolsets, patterns=patterns)
     summary: dict[str, Any] = {"n": len(trajectories)}
     summary.update({k: metrics[source] for k, source in SUMMARY_FROM_METRICS.items() if source in metrics})
-    summary.update({k: v for k, v in metrics.items() if k.startswith("patterns/")})
+    summary.update({k: v for k, v in metrics.items() if k.startswith(("patterns/", "efficiency/"))})
     return summary
