@@ -66,6 +66,30 @@ def test_score_usage_file(capsys, log: Path, tmp_path: Path) -> None:
     assert summary["metrics"]["tools/calls_per_trajectory"] == 0.5
     assert summary["groups"]["ungraded"]["count"] == 0
     assert (summary["gamma"], summary["cache"], summary["gamma_source"]["mode"]) == (0.01, "evict", "given")
+    # Solved work (default budgets): 1 correct (t1) of 2 graded, 35 generated tokens, PTE 353.89, 1 tool call.
+    efficiency = {k: v for k, v in summary["metrics"].items() if k.startswith("efficiency/")}
+    assert efficiency == pytest.approx({
+        "efficiency/correct_per_1k_generated": 1000 / 35, "efficiency/correct_per_1m_pte": 1e6 / 353.89,
+        "efficiency/pte_per_solved": 353.89, "efficiency/tool_productivity": 1.0,
+        "efficiency/completion_rate": 1.0, "efficiency/accuracy_given_completion": 0.5,
+        "efficiency/pte_per_rollout": 353.89 / 2, "efficiency/accuracy_at_pte_1000": 0.5,
+        "efficiency/accuracy_at_pte_10000": 0.5, "efficiency/accuracy_at_pte_100000": 0.5,
+        "efficiency/accuracy_pte_auc": (1 - 298.89 / 1e5) / 2,
+    })
+    assert summary["pte_budgets"] == [1000, 10000, 100000]
+
+
+def test_score_pte_budgets(capsys, log: Path) -> None:
+    code, out, _ = run(capsys, "score", log, "--gamma", "0.01", "--pte-budgets", "300,100", "--json")
+    metrics = json.loads(out)["metrics"]
+    assert code == 0 and json.loads(out)["pte_budgets"] == [100, 300]
+    # t1 (correct, PTE 298.89) fits under 300, not under 100; the area runs to B_max = 300.
+    assert (metrics["efficiency/accuracy_at_pte_100"], metrics["efficiency/accuracy_at_pte_300"]) == (0.0, 0.5)
+    assert metrics["efficiency/accuracy_pte_auc"] == pytest.approx((1 - 298.89 / 300) / 2)
+    assert "efficiency/accuracy_at_pte_1000" not in metrics
+    code, out, _ = run(capsys, "score", log, "--gamma", "0.01", "--pte-budgets", "300,100")
+    assert "accuracy at PTE 100: 0.000, 300: 0.500; area to 300: 0.002" in out
+    assert "28.571 correct / 1k generated tokens" in out and "353.9 PTE per solved" in out
 
 
 @pytest.mark.parametrize(
@@ -158,6 +182,8 @@ BAD_CASES = {
     "flops without bandwidth": ([chat()], ["--model-config", "CONFIG", "--flops", "1e15"], "--bandwidth"),
     "missing tokenizer dir": ([chat(usage=False)], ["--tokenizer", "NOWHERE"], "not a directory"),
     "hardware without config": ([chat()], ["--hardware", "h200"], "--hardware h200 has no measured gamma"),
+    "zero budget": ([chat()], ["--pte-budgets", "0,100"], "--pte-budgets"),
+    "budget not a number": ([chat()], ["--pte-budgets", "lots"], "--pte-budgets"),
 }
 
 

@@ -3,7 +3,9 @@
 Per trajectory (``--out``, JSONL, written atomically): ``id``, ``task_id``, ``pte``, ``prefill``,
 ``decode``, ``generated_tokens`` (sum of decode_i), ``total_tokens`` (sum of context_i + decode_i,
 every turn's input counted uncached), ``tool_calls``, ``turns``, ``correct``. The summary gives the
-means over all trajectories and over the correct and the incorrect ones, as in the paper's Fig. 7.
+means over all trajectories and over the correct and the incorrect ones, as in the paper's Fig. 7, and
+the solved work per token (``efficiency/*`` in its ``metrics``: :func:`pte_rl.pricing.efficiency.solved_work`,
+accuracy at the ``--pte-budgets``).
 
 The whole file is read and priced before anything is written: bad input leaves no partial output.
 """
@@ -22,6 +24,7 @@ import numpy as np
 from pte_rl.cli import CLIError
 from pte_rl.cli.gamma import add_hardware_arguments, cost_model_from_args
 from pte_rl.pricing.cost import ATTENTION_MODES, CACHE_POLICIES, CostModel, TurnTable, pte_batch
+from pte_rl.pricing.efficiency import DEFAULT_PTE_BUDGETS, budget_key, solved_work
 from pte_rl.pricing.formats import FORMATS, iter_log
 from pte_rl.pricing.jsonl import write_jsonl
 from pte_rl.pricing.trajectory import Trajectory
@@ -113,9 +116,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="paper: gamma*C*D; exact: gamma*(C*D + D*(D-1)/2)")
     parser.add_argument("--delta", type=float, metavar="D",
                         help="per-decoded-token constant in prefill tokens (default 0, or a calibrated profile's)")
+    parser.add_argument("--pte-budgets", metavar="B1,B2,...",
+                        help="PTE budgets for efficiency/accuracy_at_pte_<B>; the largest is the upper end of "
+                             "the accuracy-vs-budget area (default: 1000,10000,100000)")
     parser.add_argument("--out", metavar="FILE", help="write the per-trajectory rows here (JSONL)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)
+
+
+def pte_budgets(text: str | None) -> list[float]:
+    """``--pte-budgets``: comma-separated positive numbers (``1000,5e3``), sorted; None: the defaults."""
+    if text is None:
+        return sorted(DEFAULT_PTE_BUDGETS)
+    try:
+        budgets = [float(part) for part in text.split(",")]
+    except ValueError:
+        budgets = []
+    if not budgets or not all(0 < b < float("inf") for b in budgets):
+        raise CLIError(f"--pte-budgets {text}: expected comma-separated positive PTE budgets (e.g. 1000,10000)")
+    return sorted(set(budgets))
 
 
 def add_log_arguments(parser: argparse.ArgumentParser) -> None:
@@ -167,19 +186,39 @@ def _print_summary(summary: dict[str, Any], header: str) -> None:
         if correct and incorrect is not None:
             line += f"; mean PTE incorrect / correct = {incorrect / correct:.2f}x"
         print(line)
+    _print_efficiency(metrics, summary["pte_budgets"])
+
+
+def _print_efficiency(metrics: dict[str, Any], budgets: Sequence[float]) -> None:
+    """The efficiency/* lines of the text summary (keys left out when undefined)."""
+    def value(key: str, spec: str) -> str:
+        number = metrics.get(f"efficiency/{key}")
+        return "-" if number is None else format(number, spec)
+
+    if "efficiency/completion_rate" not in metrics:
+        return
+    print(f"solved work: {value('correct_per_1k_generated', '.3f')} correct / 1k generated tokens, "
+          f"{value('correct_per_1m_pte', ',.1f')} / 1M PTE, {value('pte_per_solved', ',.1f')} PTE per solved, "
+          f"{value('tool_productivity', '.3f')} correct / tool call")
+    print(f"completion {value('completion_rate', '.3f')}, accuracy given completion "
+          f"{value('accuracy_given_completion', '.3f')}; accuracy at PTE "
+          + ", ".join(f"{b:,.0f}: {metrics[budget_key(b)]:.3f}" for b in budgets)
+          + f"; area to {max(budgets):,.0f}: {value('accuracy_pte_auc', '.3f')}")
 
 
 def run(args: argparse.Namespace) -> int:
     model, source = cost_model_from_args(args)
     gamma, delta = model.gamma, model.delta
+    budgets = pte_budgets(args.pte_budgets)
     trajectories = read_log_args(args)
     rows = score_rows(trajectories, model)
     if args.out:
         write_jsonl(args.out, rows)
     summary = summarize(rows)
+    summary["metrics"].update(solved_work(trajectories, model, budgets=budgets))
     summary.update(
-        source=os.fspath(args.trajectories), out=args.out, gamma=gamma, cache=args.cache,
-        attention=args.attention, delta=delta, gamma_source=source,
+        pte_budgets=budgets, source=os.fspath(args.trajectories), out=args.out, gamma=gamma,
+        cache=args.cache, attention=args.attention, delta=delta, gamma_source=source,
     )
     if args.json:
         print(json.dumps(summary, indent=2))
