@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from pte_rl.cli import CLIError
 from pte_rl.studies.report import build_report, render_markdown
 
 
@@ -18,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read run directories written by recipes/grpo_pte.py (config.yaml, metrics.jsonl, "
         "eval/summary.json or eval/trajectories.jsonl, optional eval_start/) and write a report: accuracy, "
         "PTE, generated tokens, tool calls and pattern rates per reward preset and weight, mean ± std over "
-        "seeds, the PTE change against the baseline preset and against the start of training, and plots.",
+        "seeds, the PTE change against the baseline preset and against the start of training, solved work "
+        "per token (correct answers per 1k generated tokens and per 1M PTE, accuracy within PTE budgets), "
+        "the tool-call change, tool productivity and the PTE change on the tasks both arms solve, and plots.",
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                         help="run directories; a directory of run directories (e.g. an ablation's --out) "
@@ -26,11 +29,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="where to write the report")
     parser.add_argument("--baseline", default="correctness", metavar="PRESET",
                         help="the preset the changes are measured against (default: correctness)")
+    parser.add_argument("--pte-budget", type=float, metavar="B",
+                        help="the largest PTE budget of the efficiency columns (accuracy at B/4, B/2 and B, and "
+                             "the area under accuracy-vs-budget up to B), the same for every group; default: the "
+                             "90th percentile of the baseline's held-out PTE, rounded up to 2 significant digits")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = build_report(args.run_dirs, args.out, baseline=args.baseline)
+    if args.pte_budget is not None and not 0 < args.pte_budget < float("inf"):
+        raise CLIError(f"--pte-budget {args.pte_budget:g}: expected a positive PTE budget")
+    summary = build_report(args.run_dirs, args.out, baseline=args.baseline, pte_budget=args.pte_budget)
     print(render_markdown(summary, summary["plots"]), end="")
     print(f"written: {args.out}/report.md, report.csv, report.json, " + ", ".join(summary["plots"]))
     return 0

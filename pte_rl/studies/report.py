@@ -25,6 +25,10 @@ the same held-out items, so much of the seed-to-seed noise cancels):
     PTE ratio            = mean over shared seeds of (pte_a / pte_b) - 1                 (in %)
 
 each with a 95% Student-t interval, mean ± t(0.975, n - 1) * std / sqrt(n).
+
+Solved work per token (``efficiency/*``, at PTE budgets shared by every group) and the columns comparable
+with published anchors (tool-call change, tool productivity, PTE change on the tasks both arms solve with a
+bootstrap interval over tasks): :mod:`pte_rl.studies.anchors`.
 """
 
 from __future__ import annotations
@@ -44,6 +48,11 @@ from pte_rl.pricing.cost import CostModel
 from pte_rl.pricing.formats import read_log
 from pte_rl.pricing.jsonl import FormatError, read_jsonl, write_atomic
 from pte_rl.pricing.resolve import PricingConfig, resolve_pricing
+from pte_rl.pricing.trajectory import Trajectory
+from pte_rl.studies import anchors
+from pte_rl.studies.anchors import cell as _cell
+from pte_rl.studies.anchors import ci as _ci
+from pte_rl.studies.anchors import signed as _signed
 from pte_rl.studies.seed_stats import interval, stats
 from pte_rl.training.metrics import eval_summary
 
@@ -55,6 +64,8 @@ EVAL_COLUMNS = (
     ("generated_tokens_mean", "generated tokens", 1),
     ("tool_calls_mean", "tool calls", 2),
 )
+
+
 @dataclass
 class Run:
     """One run directory, loaded."""
@@ -66,6 +77,8 @@ class Run:
     eval: dict[str, float]
     eval_start: dict[str, float] | None = None
     steps: list[dict] = field(default_factory=list)
+    eval_trajectories: list[Trajectory] = field(default_factory=list)  # eval/trajectories.jsonl, when written
+    cost_model: CostModel | None = None  # the run's own, from config.yaml (None without trajectories)
 
     @property
     def group(self) -> str:
@@ -101,18 +114,16 @@ def cost_model_from_config(config: dict, path: Path) -> CostModel:
     return resolve_pricing(PricingConfig(**known), source=f"{path}: pricing")[0]
 
 
-def _load_eval(directory: Path, config: dict, config_path: Path) -> dict | None:
+def _load_eval(directory: Path, config: dict, config_path: Path) -> tuple[dict | None, list[Trajectory]]:
     """The evaluation summary in ``directory`` (its summary.json, else computed from its
-    trajectories.jsonl); None when it has neither."""
-    summary, trajectories = directory / "summary.json", directory / "trajectories.jsonl"
+    trajectories.jsonl; None when it has neither) and its trajectories ([] without the file)."""
+    summary, path = directory / "summary.json", directory / "trajectories.jsonl"
+    trajs = read_log(path) if path.exists() else []  # pte_rl's format, or a ShareGPT / Hermes log
+    if path.exists() and not trajs:
+        raise FormatError(str(path), None, "<file>", "expected at least one trajectory")
     if summary.exists():
-        return _read_json(summary)
-    if trajectories.exists():
-        trajs = read_log(trajectories)  # pte_rl's format, or a ShareGPT / Hermes log (auto-detected)
-        if not trajs:
-            raise FormatError(str(trajectories), None, "<file>", "expected at least one trajectory")
-        return eval_summary(trajs, cost_model_from_config(config, config_path))
-    return None
+        return _read_json(summary), trajs
+    return (eval_summary(trajs, cost_model_from_config(config, config_path)) if trajs else None), trajs
 
 
 def load_run(run_dir: str | os.PathLike) -> Run:
@@ -144,16 +155,16 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     overrides = reward.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise FormatError(str(config_path), None, "reward.overrides", "expected a mapping of dotted keys to values")
-    evaluation = _load_eval(path / "eval", config, config_path)
+    evaluation, trajectories = _load_eval(path / "eval", config, config_path)
     if evaluation is None:
         raise InputError(f"{path}: missing eval/summary.json and eval/trajectories.jsonl (the held-out "
                          "evaluation the recipe writes after training)")
     metrics_path = path / "metrics.jsonl"
     return Run(
         path=path, preset=preset, overrides=tuple(sorted(f"{k}={v}" for k, v in overrides.items())), seed=seed,
-        eval=evaluation,
-        eval_start=_load_eval(path / "eval_start", config, config_path),
-        steps=_read_metrics(metrics_path) if metrics_path.exists() else [],
+        eval=evaluation, eval_start=_load_eval(path / "eval_start", config, config_path)[0],
+        steps=_read_metrics(metrics_path) if metrics_path.exists() else [], eval_trajectories=trajectories,
+        cost_model=cost_model_from_config(config, config_path) if trajectories else None,
     )
 
 
@@ -206,11 +217,14 @@ def _change(runs: Sequence[Run], reference: Sequence[dict]) -> dict[str, float |
     return out
 
 
-def summarize(runs: Sequence[Run], baseline: str = "correctness") -> dict[str, Any]:
-    """Groups with their per-metric statistics and changes; the content of report.json."""
+def summarize(runs: Sequence[Run], baseline: str = "correctness", pte_budget: float | None = None) -> dict[str, Any]:
+    """Groups with their per-metric statistics and changes; the content of report.json. ``pte_budget``:
+    B_max of the efficiency columns (None: from the baseline's rollouts, :mod:`pte_rl.studies.anchors`)."""
+    budgets = anchors.report_budgets(runs, baseline, pte_budget)
+    runs = anchors.with_efficiency(runs, budgets)
     pattern_keys = sorted({k for r in runs for k in r.eval
                            if k.startswith("patterns/") and k.endswith("_rate")})
-    metric_keys = [key for key, _, _ in EVAL_COLUMNS] + pattern_keys
+    metric_keys = [key for key, _, _ in EVAL_COLUMNS] + pattern_keys + anchors.efficiency_keys(budgets)
     grouped: dict[tuple, list[Run]] = {}
     for run in sorted(runs, key=lambda r: (r.preset != baseline, r.preset, r.overrides, r.seed)):
         grouped.setdefault((run.preset, run.overrides), []).append(run)
@@ -224,6 +238,7 @@ def summarize(runs: Sequence[Run], baseline: str = "correctness") -> dict[str, A
             "stats": {key: stats([r.eval.get(key) for r in members]) for key in metric_keys},
             f"vs_{baseline}": _change(members, [r.eval for r in base_runs]) if base_runs else None,
             "vs_start": _change(with_start, [r.eval_start for r in with_start if r.eval_start]) if with_start else None,
+            f"anchors_vs_{baseline}": anchors.anchor_columns(members, base_runs) if base_runs else None,
         })
     members_of = {members[0].group: members for members in grouped.values()}
     names = list(members_of)
@@ -236,34 +251,13 @@ def summarize(runs: Sequence[Run], baseline: str = "correctness") -> dict[str, A
             if comparison:
                 pairs.append({"group": first, "against": second, **comparison})
     return {
-        "baseline": baseline, "metrics": metric_keys, "groups": groups, "paired": pairs,
+        "baseline": baseline, "metrics": metric_keys, "groups": groups, "paired": pairs, "pte_budgets": budgets,
         "runs": [{"path": str(r.path), "group": r.group, "seed": r.seed, "eval": r.eval,
                   "eval_start": r.eval_start} for r in runs],
     }
 
 
 # --- output ---------------------------------------------------------------------------------------------
-
-
-def _cell(stat: dict, decimals: int) -> str:
-    if stat["mean"] is None:
-        return "–"
-    text = f"{stat['mean']:.{decimals}f}"
-    if stat["n"] > 1:
-        text += f" ± {stat['std']:.{decimals}f} ({stat['min']:.{decimals}f}–{stat['max']:.{decimals}f})"
-    return text
-
-
-def _signed(value: float | None, unit: str) -> str:
-    return "–" if value is None else f"{value:+.1f}{unit}"
-
-
-def _ci(value: dict, unit: str) -> str:
-    if value["mean"] is None:
-        return "–"
-    if value["low"] is None:
-        return f"{value['mean']:+.2f}{unit}"
-    return f"{value['mean']:+.2f}{unit} ({value['low']:+.2f} to {value['high']:+.2f})"
 
 
 def render_markdown(summary: dict, plots: Sequence[str]) -> str:
@@ -284,6 +278,7 @@ def render_markdown(summary: dict, plots: Sequence[str]) -> str:
         cells += [_signed(vs_base.get("pte_pct"), "%"), _signed(vs_base.get("accuracy_pts"), " pts"),
                   _signed(vs_start.get("pte_pct"), "%"), _signed(vs_start.get("accuracy_pts"), " pts")]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += anchors.markdown_sections(summary)
     pattern_keys = [k for k in summary["metrics"] if k.startswith("patterns/")]
     if pattern_keys:
         names = [k.removeprefix("patterns/").removesuffix("_rate") for k in pattern_keys]
@@ -314,6 +309,8 @@ def render_csv(summary: dict) -> str:
         header += [f"{key}_{s}" for s in ("mean", "std", "min", "max", "n")]
     header += [f"pte_change_vs_{baseline}_pct", f"accuracy_change_vs_{baseline}_pts",
                "pte_change_vs_start_pct", "accuracy_change_vs_start_pts"]
+    header += [f"{name.removesuffix('_pct')}_vs_{baseline}" + ("_pct" if name.endswith("_pct") else "")
+               for name in anchors.CSV_ANCHOR_FIELDS]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -325,7 +322,7 @@ def render_csv(summary: dict) -> str:
                     for s in ("mean", "std", "min", "max", "n")]
         for change in (group[f"vs_{baseline}"] or {}, group["vs_start"] or {}):
             row += ["" if change.get(k) is None else change[k] for k in ("pte_pct", "accuracy_pts")]
-        writer.writerow(row)
+        writer.writerow(row + anchors.csv_cells(group.get(f"anchors_vs_{baseline}")))
     return buffer.getvalue()
 
 
@@ -381,13 +378,13 @@ def write_plots(runs: Sequence[Run], summary: dict, out: Path) -> list[str]:
 
 
 def build_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
-                 baseline: str = "correctness") -> dict[str, Any]:
+                 baseline: str = "correctness", pte_budget: float | None = None) -> dict[str, Any]:
     """Load every run, then write report.md, report.csv, report.json and plots/ into ``out``."""
     dirs = expand_run_dirs(run_dirs)
     if not dirs:
         raise InputError("no run directories given")
     runs = [load_run(d) for d in dirs]
-    summary = summarize(runs, baseline)
+    summary = summarize(runs, baseline, pte_budget)
     out = Path(out)
     plot_files = write_plots(runs, summary, out)
     summary["plots"] = plot_files
