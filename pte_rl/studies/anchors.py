@@ -173,7 +173,8 @@ def markdown_sections(summary: dict) -> list[str]:
     budgets, baseline = summary.get("pte_budgets") or [], summary["baseline"]
     heads = [h for _, h, _ in EFFICIENCY_COLUMNS] + [f"accuracy at PTE {b:,.0f}" for b in budgets]
     heads += [f"area to {budgets[-1]:,.0f}"] if budgets else []
-    keys, decimals = efficiency_keys(budgets), [d for _, _, d in EFFICIENCY_COLUMNS] + [3] * (len(budgets) + 1)
+    keys = efficiency_keys(budgets)
+    decimals = [d for _, _, d in EFFICIENCY_COLUMNS] + [3] * (len(keys) - len(EFFICIENCY_COLUMNS))
     lines = ["", "## Solved work per token", "",
              ("Held-out evaluation, over graded rollouts: correct answers per 1k generated tokens and per 1M PTE, "
               "PTE per solved rollout (failures paid for included), completion (ended with an answer) and "
