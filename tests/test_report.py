@@ -14,8 +14,9 @@ import yaml
 
 from pte_rl.cli import main
 from pte_rl.errors import InputError
+from pte_rl.pricing.cost import CostModel
 from pte_rl.pricing.jsonl import write_trajectories
-from pte_rl.pricing.trajectory import Trajectory, Turn
+from pte_rl.pricing.trajectory import ToolCall, Trajectory, Turn
 from pte_rl.studies.report import _curves, build_report, load_run
 from pte_rl.studies.seed_stats import stats
 
@@ -301,3 +302,114 @@ def test_paired_needs_two_shared_seeds_and_orders_non_baseline_groups(tmp_path, 
     assert t975(4) == 2.776 and t975(40) == pytest.approx(2.021, abs=0.003)
     with pytest.raises(ValueError):
         t975(0)
+
+
+# --- solved work per token and the anchor columns (pte_rl.studies.anchors) ---------------------------------
+
+
+def task_traj(task: str, sample: int, context: int, correct: bool, calls: int = 0) -> Trajectory:
+    """One sample of a held-out task, as the recipe's evaluation writes it: one turn decoding 10 tokens, so
+    PTE = context + 0.01 * context * 10 = 1.1 * context (gamma 0.01)."""
+    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    turn = Turn(context, 10, tool_calls=[ToolCall("python") for _ in range(calls)])
+    return Trajectory([turn], id=f"{task}/{sample}", task_id=task, correct=correct, messages=messages)
+
+
+# (task, context of sample 0, correct, context of sample 1, correct) per arm and seed; PTE = 1.1 * context.
+ARMS = {
+    ("correctness", 0): [("t1", 200, True, 200, True), ("t2", 400, True, 400, True), ("t3", 100, True, 100, False)],
+    ("correctness", 1): [("t1", 200, True, 200, True), ("t2", 400, True, 600, False), ("t3", 100, True, 100, True)],
+    ("pte", 0): [("t1", 100, True, 100, True), ("t2", 200, True, 200, True), ("t3", 50, True, 50, True)],
+    ("pte", 1): [("t1", 100, True, 300, True), ("t2", 200, True, 200, True), ("t3", 50, False, 50, False)],
+}
+
+
+@pytest.fixture
+def arms(tmp_path, no_patterns) -> Path:
+    """Two arms, two seeds, three held-out tasks of two samples each, eval/trajectories.jsonl and the
+    summary.json the recipe writes beside it. Every baseline sample makes one tool call; the pte arm makes
+    one in seed 0 (t1's first sample) and none in seed 1."""
+    from pte_rl.training.metrics import eval_summary
+
+    root = tmp_path / "arms"
+    for (preset, seed), tasks in ARMS.items():
+        trajs = []
+        for task, c0, ok0, c1, ok1 in tasks:
+            calls = (1, 1) if preset == "correctness" else (int(seed == 0 and task == "t1"), 0)
+            trajs += [task_traj(task, 0, c0, ok0, calls[0]), task_traj(task, 1, c1, ok1, calls[1])]
+        make_run(root, f"{preset}-s{seed}", preset, seed, eval_summary(trajs, CostModel(gamma=0.01)),
+                 trajectories=trajs)
+    return root
+
+
+def test_efficiency_columns_at_shared_budgets_by_hand(arms, tmp_path):
+    report = build_report([arms], tmp_path / "out")
+    # B_max: the 90th percentile of the baseline's 12 held-out PTEs (110 x4, 220 x4, 440 x3, 660): position
+    # 0.9 * 11 = 9.9, between two 440s; two significant digits: 440. Budgets 110, 220, 440 for both arms.
+    assert report["pte_budgets"] == pytest.approx([110.0, 220.0, 440.0])
+    evals = {(r["group"], r["seed"]): r["eval"] for r in report["runs"]}
+    base0, pte0 = evals["correctness", 0], evals["pte", 0]
+    # correctness s0: PTE 220, 220, 440, 440, 110 (correct), 110 (wrong); pte s0: 110, 110, 220, 220, 55, 55.
+    assert [base0[f"efficiency/accuracy_at_pte_{b}"] for b in (110, 220, 440)] == pytest.approx([1 / 6, 3 / 6, 5 / 6])
+    assert base0["efficiency/accuracy_pte_auc"] == pytest.approx((0.5 + 0.5 + 0 + 0 + 0.75) / 6)  # 1 - PTE/440
+    assert [pte0[f"efficiency/accuracy_at_pte_{b}"] for b in (110, 220, 440)] == pytest.approx([4 / 6, 1, 1])
+    assert pte0["efficiency/accuracy_pte_auc"] == pytest.approx(1 - 770 / 6 / 440)
+    assert pte0["efficiency/pte_per_solved"] == pytest.approx(770 / 6)  # every sample correct
+    assert base0["efficiency/pte_per_solved"] == pytest.approx(1540 / 5)
+    assert "efficiency/accuracy_at_pte_1000" not in base0  # the summary's default budgets are replaced
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "## Solved work per token" in markdown and "| accuracy at PTE 110 |" in markdown
+    assert "| area to 440 |" in markdown
+
+
+def test_anchor_columns_by_hand(arms, tmp_path):
+    report = build_report([arms], tmp_path / "out")
+    groups = {g["group"]: g for g in report["groups"]}
+    anchors = groups["pte"]["anchors_vs_correctness"]
+    # Tool calls per rollout: baseline 1 and 1, pte 1/6 and 0: (1/12) / 1 - 1.
+    assert anchors["tool_calls_pct"] == pytest.approx(100 * (1 / 12 - 1))
+    # Correct per tool call: baseline 5/6 in both seeds; pte 6/1 in s0, none in s1 (no call: left out).
+    assert anchors["tool_productivity"] == pytest.approx(6.0)
+    assert anchors["tool_productivity_baseline"] == pytest.approx(5 / 6)
+    assert anchors["tool_productivity_pct"] == pytest.approx(100 * (6 / (5 / 6) - 1))
+    # Tasks both solve: s0 {t1, t2} (the baseline fails t3 once), s1 {t1} (the baseline fails t2, pte t3).
+    # Pairs (pte / baseline mean PTE): s0 t1 110 / 220, t2 220 / 440; s1 t1 (110 + 330) / 2 = 220 / 220.
+    paired = anchors["paired_pte"]
+    assert (paired["seeds"], paired["pairs"], paired["tasks"]) == ([0, 1], 3, 2)
+    assert (paired["pte"], paired["against"]) == pytest.approx((550 / 3, 880 / 3))
+    assert [(s["seed"], s["tasks"]) for s in paired["per_seed"]] == [(0, 2), (1, 1)]
+    assert [s["change_pct"] for s in paired["per_seed"]] == pytest.approx([-50.0, 0.0])
+    # Over tasks: t1 330 / 440, t2 220 / 440; pooled 550 / 880 - 1 = -37.5%. A draw of two tasks is -25%
+    # (t1 twice, p = 1/4), -37.5% or -50% (t2 twice, p = 1/4): the 2.5th and 97.5th percentiles are -50, -25.
+    change = paired["change_pct"]
+    assert (change["mean"], change["low"], change["high"], change["n"]) == pytest.approx((-37.5, -50.0, -25.0, 2))
+    assert groups["correctness"]["anchors_vs_correctness"]["paired_pte"]["change_pct"]["mean"] == 0.0
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "## Against correctness, comparable with the anchors" in markdown
+    assert "| pte | -91.7% | 6.00 (0.83, +620.0%) | 3 (2) | 183.3 / 293.3 | -37.50% (-50.00 to -25.00) |" in markdown
+    rows = {row["group"]: row for row in csv.DictReader((tmp_path / "out" / "report.csv").open())}
+    assert float(rows["pte"]["paired_pte_change_vs_correctness_pct"]) == pytest.approx(-37.5)
+    assert float(rows["pte"]["paired_pte_change_low_vs_correctness"]) == pytest.approx(-50.0)
+    assert float(rows["pte"]["efficiency/pte_per_solved_mean"]) == pytest.approx((770 / 6 + 990 / 4) / 2)
+    # The same files give the same report: the bootstrap is seeded.
+    again = build_report([arms], tmp_path / "again")
+    assert again["groups"][1]["anchors_vs_correctness"]["paired_pte"] == paired
+
+
+def test_report_budget_given_and_runs_without_trajectories(arms, runs, tmp_path, capsys):
+    assert main(["report", str(arms), "--out", str(tmp_path / "out"), "--pte-budget", "1000"]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["pte_budgets"] == [250.0, 500.0, 1000.0]
+    pte0 = next(r["eval"] for r in report["runs"] if r["group"] == "pte" and r["seed"] == 0)
+    assert pte0["efficiency/accuracy_pte_auc"] == pytest.approx(1 - 770 / 6 / 1000)
+    assert main(["report", str(arms), "--out", str(tmp_path / "bad"), "--pte-budget", "-5"]) == 2
+    assert "--pte-budget -5" in capsys.readouterr().err
+    # Summary-only runs (the `runs` fixture): the budgets come from the one run with trajectories (PTE 110
+    # and 22: p90 101.2, rounded up to 110); the others have no accuracy at a budget, and no paired PTE.
+    report = build_report([runs], tmp_path / "summaries")
+    assert report["pte_budgets"] == pytest.approx([27.5, 55.0, 110.0])
+    groups = {g["group"]: g for g in report["groups"]}
+    assert groups["pte"]["stats"]["efficiency/accuracy_at_pte_110"]["n"] == 0
+    assert groups["pte [pte.weight=0.9]"]["stats"]["efficiency/accuracy_at_pte_110"]["mean"] == 0.5
+    assert groups["pte"]["anchors_vs_correctness"]["paired_pte"] is None
+    assert groups["pte"]["anchors_vs_correctness"]["tool_calls_pct"] == pytest.approx(0.0)
