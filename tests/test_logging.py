@@ -30,9 +30,8 @@ from pte_rl.training.tracking import (
 
 MODEL = CostModel(gamma=0.01)
 # Keys batch_metrics produces that tracking.PRODUCED_PREFIXES does not name yet (its owner adds them; this
-# list must end empty): efficiency/* (pte_rl.pricing.efficiency) is logged, but not yet guarded against a
-# reward logging the same key.
-KNOWN_UNCLAIMED_PREFIXES: tuple[str, ...] = ("efficiency/",)
+# list must end empty).
+KNOWN_UNCLAIMED_PREFIXES: tuple[str, ...] = ()
 
 
 def batch() -> list[Trajectory]:

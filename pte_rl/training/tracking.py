@@ -10,8 +10,8 @@ One interface, whatever is switched on. The training recipe calls
 
 and everything below is a no-op where it does not apply: no ``if wandb:`` branches in the recipe.
 
-The callback is the one producer of ``pte/*``, ``tokens/*``, ``tools/*``, ``turns/*``, ``patterns/*``
-and ``accuracy`` (:func:`produced_here`), priced with the one cost model it is given: per rollout
+The callback is the one producer of ``pte/*``, ``tokens/*``, ``tools/*``, ``turns/*``, ``patterns/*``,
+``efficiency/*`` and ``accuracy`` (:func:`produced_here`), priced with the one cost model it is given: per rollout
 batch, :func:`pte_rl.training.metrics.batch_metrics` of the whole batch (gathered from every
 process). With the trainer at hand (``observe``, or :meth:`LocalMetricsCallback.on_rollout_batch`
 given it) the metrics go through TRL's ``log_metric`` channel, claimed for these keys
@@ -53,7 +53,7 @@ METRICS_FILE = "metrics.jsonl"
 SAMPLES_FILE = "samples.jsonl"
 PLOTS_DIR = "plots"
 CONFIG_FILE = "config.yaml"
-PRODUCED_PREFIXES = ("pte/", "tokens/", "tools/", "turns/", "patterns/")
+PRODUCED_PREFIXES = ("pte/", "tokens/", "tools/", "turns/", "patterns/", "efficiency/")
 PRODUCED_KEYS = ("accuracy",)
 _OWNER = "pte_rl.training.tracking.LocalMetricsCallback"
 
