@@ -95,3 +95,40 @@ def test_a_penalised_rollout_puts_the_penalty_on_the_turn_whose_tool_output_late
     assert sum(multipliers[0]) / 2 == pytest.approx(1.0)
     # a rollout with a bonus (A_eff = 0.5 >= 0) keeps it on every token
     assert torch.all(tokens[1] == 1.0) and multipliers[1] == [1.0]
+
+
+def test_a_group_split_over_two_processes_is_split_as_a_whole(monkeypatch):
+    """12 rows in GRPO groups of 4 (rows 0-3, 4-7, 8-11), 6 rows per process: the group of rows 4-7
+    straddles both processes. Each process's per-token advantages equal the single-process ones on its
+    rows: the correctness part is taken from the gathered matrix, never from the local rows alone."""
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    import trl
+
+    from pte_rl.rollout.trl_adapter import AdvantageBatch
+    from pte_rl.training.trainer import grpo_trainer_class
+
+    generator = torch.Generator().manual_seed(3)
+    correct = torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0])
+    rewards = torch.stack([correct, -torch.rand(12, generator=generator) * correct], dim=1)
+    weights = torch.tensor([1.0, 1.0])
+    advantages = trl_advantages(rewards, weights, 4, "group")
+    prompt_mask = torch.ones(12, 20)
+    policy_mask = torch.tensor([[1] * 3 + [0] * 40 + [1] * 3] * 12)  # two turns, a 40-token tool response
+    model = CostModel(gamma=0.01)
+
+    monkeypatch.setattr(trl, "GRPOTrainer", type("GRPOTrainer", (), {}))  # the class body only, no model
+    spread = grpo_trainer_class(None, credit="turn", cost_model=model)._spread_by_turn
+
+    def on_process(rows: slice):
+        fake = SimpleNamespace(_correct_column=0, model=SimpleNamespace(training=True),
+                               _metrics={"train": defaultdict(list)})
+        batch = AdvantageBatch(rewards, rows, prompt_mask[rows], policy_mask[rows], weights, 4, "group",
+                               "sum_then_normalize")
+        return spread(fake, advantages[rows], batch)
+
+    whole = on_process(slice(0, 12))
+    halves = torch.cat([on_process(slice(0, 6)), on_process(slice(6, 12))])
+    assert torch.allclose(halves, whole)
+    assert not torch.allclose(whole, advantages.unsqueeze(1).expand_as(whole))  # some penalty was spread
