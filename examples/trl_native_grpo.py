@@ -30,6 +30,8 @@ def calculator(expression: str) -> str:
     return str(eval(expression, {"__builtins__": {}}))  # noqa: S307 - digits, + - * and parentheses only
 
 
+# A stand-in for arith's sandboxed python tool, with the description and report shape the tiny policy
+# was warm-started on; it evaluates arithmetic only. Pass your own tools for a real task.
 def python(code: str) -> str:
     """Run python code in a sandbox; returns its output and an execution report.
 
