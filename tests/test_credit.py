@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pte_rl.pricing.cost import CostModel
-from pte_rl.training.credit import correctness_advantages, per_token_advantages, turn_multipliers, turn_spans
+from pte_rl.pricing.trajectory import Turn
+from pte_rl.training.credit import correctness_advantages, per_token_advantages, turn_multipliers
 
 
 def trl_advantages(rewards_per_func, weights, num_generations, scale_rewards):
@@ -64,17 +65,12 @@ def test_the_correctness_part_is_trl_advantage_of_the_correctness_column_at_trl_
     assert torch.allclose(total - a_correct, rest, atol=1e-5)
 
 
-def test_spans_are_the_runs_of_policy_tokens():
-    assert turn_spans([0, 1, 1, 0, 1]) == [(1, 3), (4, 5)]
-    assert turn_spans([0, 0]) == [] and turn_spans([1, 1, 1]) == [(0, 3)]
-
-
 def test_equally_costly_turns_keep_the_trajectory_advantage():
     # gamma 0, no prompt: turns (context 0, decode 4) and (context 4, decode 4); PTE = 0 + 4, all of it
     # turn 1 re-reading turn 0's tokens: turn 0's share 4, turn 1's 0.
-    assert turn_multipliers(0, [(0, 4), (4, 8)], CostModel(gamma=0.0)) == [2.0, 0.0]
+    assert turn_multipliers([Turn(0, 4), Turn(4, 4)], CostModel(gamma=0.0)) == [2.0, 0.0]
     # a long prompt makes the two turns nearly equal: 1000 + 1004 of 2004 -> 2*1004/2004, 2*1000/2004
-    factors = turn_multipliers(1000, [(0, 4), (4, 8)], CostModel(gamma=0.0))
+    factors = turn_multipliers([Turn(1000, 4), Turn(1004, 4)], CostModel(gamma=0.0))
     assert factors == pytest.approx([2 * 1004 / 2004, 2 * 1000 / 2004]) and sum(factors) == pytest.approx(2.0)
 
 

@@ -237,8 +237,8 @@ def test_grpo_step_with_turn_credit_spreads_a_penalty_over_turns_by_their_cost(t
     from pte_rl.pricing.attribution import attribute
     from pte_rl.pricing.cost import CostModel
     from pte_rl.pricing.trajectory import Trajectory
+    from pte_rl.rollout.trl_adapter import turns_from_ids
     from pte_rl.rollout.trl_driver import make_rollout_func
-    from pte_rl.training.credit import turn_spans
     from pte_rl.training.trainer import grpo_trainer_class
 
     tokenizer, model_dir, env, args = _scripted_grpo(tmp_path, monkeypatch)
@@ -269,11 +269,12 @@ def test_grpo_step_with_turn_credit_spreads_a_penalty_over_turns_by_their_cost(t
     assert spread.shape == policy_mask.shape and len(records) == 4
     two_turn_payers = 0
     for row, trajectory in enumerate(records):
-        spans = turn_spans(policy_mask[row].int().tolist())
-        assert len(spans) == len(trajectory.turns)  # the mask's runs are the rollout's turns
-        # ... with the rollout's own counts: context = prompt + everything before the run
-        assert [(int(prompt_mask[row].sum()) + start, end - start) for start, end in spans] == [
+        mask, prompt_length = policy_mask[row].int().tolist(), int(prompt_mask[row].sum())
+        runs = turns_from_ids(prompt_length, len(mask), mask)
+        # the mask's runs are the rollout's turns, with the rollout's own counts
+        assert [(context, decode) for context, decode, _ in runs] == [
             (t.context_tokens, t.decode_tokens) for t in trajectory.turns]
+        spans = [(context - prompt_length, context - prompt_length + decode) for context, decode, _ in runs]
         if plain[row] >= 0 or len(spans) < 2:  # correctness is the same for all: A_correct = 0
             assert torch.all(spread[row] == plain[row])
             continue

@@ -17,8 +17,9 @@ its group (``A_efficiency >= 0``) keeps its bonus on every token: nothing in it 
 
 The turns are read from the batch TRL trains on: a turn is a run of the policy's own tokens in the
 completion (``completion_mask * tool_mask`` = 1; tool responses and template tokens are 0), its context
-the prompt plus everything before the run. These are the ids TRL really trains on, so the attribution
-uses the same counts as the loss. s is TRL's: ``std_group(R) + 1e-4`` (``scale_rewards: group``),
+the prompt plus everything before the run (:func:`pte_rl.rollout.trl_adapter.turns_from_ids`, the same
+count that gives the exact accounting of TRL's own tool loop). These are the ids TRL really trains on,
+so the attribution uses the same counts as the loss. s is TRL's: ``std_group(R) + 1e-4`` (``scale_rewards: group``),
 ``std(R) + 1e-4`` (``batch``) or 1 (``none``), R the weighted sum of the reward columns (NaN as 0).
 """
 
@@ -29,38 +30,22 @@ from typing import Any
 from pte_rl.pricing.attribution import attribute
 from pte_rl.pricing.cost import CostModel
 from pte_rl.pricing.trajectory import Turn
+from pte_rl.rollout.trl_adapter import turns_from_ids
 
 CREDIT_MODES = ("trajectory", "turn")
 
 
-def turn_spans(mask: list[int]) -> list[tuple[int, int]]:
-    """``(start, end)`` of every run of 1s in a completion's policy-token mask.
-
-    >>> turn_spans([1, 1, 0, 0, 1, 1, 1, 0])
-    [(0, 2), (4, 7)]
-    """
-    spans, start = [], None
-    for position, value in enumerate([*mask, 0]):
-        if value and start is None:
-            start = position
-        elif not value and start is not None:
-            spans.append((start, position))
-            start = None
-    return spans
-
-
-def turn_multipliers(prompt_length: int, spans: list[tuple[int, int]], cost_model: CostModel) -> list[float]:
+def turn_multipliers(turns: list[Turn], cost_model: CostModel) -> list[float]:
     """``T * share_j`` for each turn (mean 1); all 1 when the rollout costs nothing.
 
-    >>> turn_multipliers(100, [(0, 10), (60, 70)], CostModel(gamma=0.0))   # PTE 100 + 160; turn 0 owns 100 + 60
+    >>> turn_multipliers([Turn(100, 10), Turn(160, 10)], CostModel(gamma=0.0))   # PTE 100 + 160; turn 0 owns 100 + 60
     [1.2307692307692308, 0.7692307692307693]
     """
-    turns = [Turn(context_tokens=prompt_length + start, decode_tokens=end - start) for start, end in spans]
     totals = [share.total for share in attribute(turns, cost_model)]
     whole = sum(totals)
     if whole <= 0:
-        return [1.0] * len(spans)
-    return [len(spans) * total / whole for total in totals]
+        return [1.0] * len(turns)
+    return [len(turns) * total / whole for total in totals]
 
 
 def correctness_advantages(rewards_per_func: Any, weights: Any, column: int, num_generations: int,
@@ -121,14 +106,16 @@ def per_token_advantages(advantages: Any, correct: Any, prompt_mask: Any, policy
     token_advantages = advantages.unsqueeze(1).repeat(1, policy_mask.shape[1])
     multipliers: list[list[float]] = []
     for row in range(advantages.shape[0]):
-        spans = turn_spans([int(v) for v in policy_mask[row].tolist()])
-        if efficiency[row] >= 0 or len(spans) < 2:
-            multipliers.append([1.0] * len(spans))
+        prompt_length, mask = int(prompt_mask[row].sum()), [int(v) for v in policy_mask[row].tolist()]
+        turns = [Turn(context, decode) for context, decode, _ in turns_from_ids(prompt_length, len(mask), mask)]
+        if efficiency[row] >= 0 or len(turns) < 2:
+            multipliers.append([1.0] * len(turns))
             continue
-        factors = turn_multipliers(int(prompt_mask[row].sum()), spans, cost_model)
+        factors = turn_multipliers(turns, cost_model)
         multipliers.append(factors)
-        for (start, end), factor in zip(spans, factors, strict=True):
-            token_advantages[row, start:end] = correct[row] + efficiency[row] * factor
+        for turn, factor in zip(turns, factors, strict=True):
+            start = turn.context_tokens - prompt_length  # the run's place in the completion
+            token_advantages[row, start:start + turn.decode_tokens] = correct[row] + efficiency[row] * factor
     return token_advantages, multipliers
 
 
