@@ -36,6 +36,7 @@ SYSTEM_PROMPT = (
     "to read one. Give the final answer as \\boxed{answer}."
 )
 
+MAX_RESULTS = 10
 _ONSETS = ("b", "d", "dr", "f", "g", "k", "kr", "l", "m", "n", "p", "r", "s", "st", "t", "th", "v", "z")
 _VOWELS = ("a", "e", "i", "o", "u", "ae", "ia", "ou")
 _CODAS = ("", "", "n", "r", "l", "s", "th", "m", "nd")
@@ -152,32 +153,72 @@ def build_corpus(world: list[Entity], seed: int, page_words: int) -> list[Docume
     return [Document(e.doc_id, e.name, page_text(e, page_words, rng), f"facts://{e.doc_id}") for e in world]
 
 
-def build_questions(world: list[Entity]) -> list[dict]:
-    """Every question the world answers: {question, answer, hops, task_id}."""
+# Question kinds, by the task-id suffix they carry. ``classic``: names and years, one and two hops (the
+# original set); ``years``: questions whose answers are years, one look-up each, and ``pair-founded``,
+# two independent look-ups (the curriculum of the tiny policy, which copies digits well and names less).
+CLASSIC_KINDS = ("capital", "capital-founded", "founded", "inventor", "inventor-born", "founder", "headquarters",
+                 "hq-country")
+YEAR_KINDS = ("founded", "born", "invented", "company-founded", "pair-founded")
+KIND_SETS = {"classic": CLASSIC_KINDS, "years": YEAR_KINDS,
+             "all": tuple(dict.fromkeys(CLASSIC_KINDS + YEAR_KINDS))}
+
+
+def resolve_kinds(kinds: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """A named set (``classic``, ``years``, ``all``) or a list of kinds, checked."""
+    if isinstance(kinds, str):
+        if kinds not in KIND_SETS:
+            raise ValueError(f"kinds: expected one of {sorted(KIND_SETS)} or a list of kinds from "
+                             f"{list(KIND_SETS['all'])}, got {kinds!r}")
+        return KIND_SETS[kinds]
+    chosen = tuple(kinds)
+    unknown = [k for k in chosen if k not in KIND_SETS["all"]]
+    if unknown or not chosen:
+        raise ValueError(f"kinds: expected a non-empty list of {list(KIND_SETS['all'])}, got {list(chosen)!r}"
+                         + (f" (unknown: {unknown})" if unknown else ""))
+    return chosen
+
+
+def build_questions(world: list[Entity], kinds: str | list[str] | tuple[str, ...] = "classic") -> list[dict]:
+    """Every question of the given kinds the world answers: {question, answer, hops, task_id, kind,
+    entities}; ``entities`` names the (kind, name) of each page that holds a needed fact."""
+    wanted = set(resolve_kinds(kinds))
     by_name = {(e.kind, e.name): e for e in world}
     questions = []
 
-    def add(question: str, answer: str | int, hops: int, entity: Entity, what: str) -> None:
-        questions.append({"question": question, "answer": str(answer), "hops": hops,
-                          "task_id": f"facts-{entity.doc_id}-{what}"})
+    def add(question: str, answer: str | int, hops: int, entity: Entity, what: str,
+            needs: tuple[Entity, ...] = ()) -> None:
+        if what in wanted:
+            questions.append({"question": question, "answer": str(answer), "hops": hops, "kind": what,
+                              "task_id": f"facts-{entity.doc_id}-{what}",
+                              "entities": [[n.kind, n.name] for n in (needs or (entity,))]})
 
+    cities = [e for e in world if e.kind == "city"]
     for e in world:
         f = e.facts
         if e.kind == "country":
             add(f"What is the capital of {e.name}?", f["capital"], 1, e, "capital")
             capital = by_name[("city", str(f["capital"]))]
-            add(f"In what year was the capital of {e.name} founded?", capital.facts["founded"], 2, e, "capital-founded")
+            add(f"In what year was the capital of {e.name} founded?", capital.facts["founded"], 2, e, "capital-founded",
+                (e, capital))
         elif e.kind == "city":
             add(f"In what year was the city of {e.name} founded?", f["founded"], 1, e, "founded")
+            other = cities[(cities.index(e) + 1) % len(cities)]
+            add(f"In what years were the cities of {e.name} and {other.name} founded?",
+                f"{f['founded']} and {other.facts['founded']}", 1, e, "pair-founded", (e, other))
+        elif e.kind == "person":
+            add(f"In what year was {e.name} born?", f["born"], 1, e, "born")
         elif e.kind == "invention":
+            add(f"In what year was the {e.name} invented?", f["year"], 1, e, "invented")
             add(f"Who invented the {e.name}?", f["inventor"], 1, e, "inventor")
             inventor = by_name[("person", str(f["inventor"]))]
-            add(f"In what year was the inventor of the {e.name} born?", inventor.facts["born"], 2, e, "inventor-born")
+            add(f"In what year was the inventor of the {e.name} born?", inventor.facts["born"], 2, e, "inventor-born",
+                (e, inventor))
         elif e.kind == "company":
+            add(f"In what year was {e.name} founded?", f["founded"], 1, e, "company-founded")
             add(f"Who founded {e.name}?", f["founder"], 1, e, "founder")
             add(f"In which city is {e.name} headquartered?", f["headquarters"], 1, e, "headquarters")
             city = by_name[("city", str(f["headquarters"]))]
-            add(f"In which country is {e.name} headquartered?", city.facts["country"], 2, e, "hq-country")
+            add(f"In which country is {e.name} headquartered?", city.facts["country"], 2, e, "hq-country", (e, city))
     return questions
 
 
@@ -190,6 +231,8 @@ def load_environment(
     page_words: int = 400,
     visit_budget: int = 1500,
     snippet_chars: int = 160,
+    search_results: int = 5,
+    kinds: str | list[str] = "classic",
     max_turns: int = 6,
 ) -> Environment:
     """The `facts` environment.
@@ -203,26 +246,21 @@ def load_environment(
         page_words: words of filler prose after each page's facts (what an unneeded visit costs).
         visit_budget: characters of a page that ``visit`` returns.
         snippet_chars: characters of each search result's snippet.
+        search_results: results a search returns when the call does not pass ``k`` (at most 10).
+        kinds: question kinds: ``classic`` (names and years, one and two hops), ``years`` (answers that
+            are years: one look-up each, or two independent look-ups for ``pair-founded``; what the tiny
+            policy is built for), ``all``, or a list of kinds (see :data:`KIND_SETS`).
         max_turns: assistant turns per episode.
     """
     from datasets import Dataset
 
     if two_hop_fraction is not None and not 0.0 <= two_hop_fraction <= 1.0:
         raise ValueError(f"two_hop_fraction: expected a number in [0, 1] or None, got {two_hop_fraction!r}")
+    if not 1 <= search_results <= MAX_RESULTS:
+        raise ValueError(f"search_results: expected 1 to {MAX_RESULTS}, got {search_results!r}")
     world = build_world(seed, n_cities)
     corpus = Corpus(build_corpus(world, seed, page_words))
-    questions = build_questions(world)
-    random.Random(f"facts/questions/{seed}").shuffle(questions)
-    if two_hop_fraction is not None:
-        questions = _mixed(questions, two_hop_fraction)
-    if n_eval >= len(questions):
-        raise ValueError(f"n_eval: the world has {len(questions)} questions; hold out fewer than that (got {n_eval})")
-    held_out, rest = questions[:n_eval], questions[n_eval:]
-    if n_train is not None:
-        if n_train > len(rest):
-            raise ValueError(f"n_train: only {len(rest)} questions are left after n_eval={n_eval}; got {n_train} "
-                             "(raise n_cities for a bigger world)")
-        rest = rest[:n_train]
+    held_out, rest = split_questions(world, seed, kinds, n_eval, n_train, two_hop_fraction)
 
     def rows(items: list[dict]) -> dict[str, list]:
         return {
@@ -237,11 +275,30 @@ def load_environment(
         name="facts",
         dataset=Dataset.from_dict(rows(rest)),
         eval_dataset=Dataset.from_dict(rows(held_out)),
-        tools=make_search_tools(corpus, snippet_chars=snippet_chars, visit_budget=visit_budget),
+        tools=make_search_tools(corpus, snippet_chars=snippet_chars, visit_budget=visit_budget,
+                                default_results=search_results, max_results=MAX_RESULTS),
         check_answer=QAChecker(),
         system_prompt=SYSTEM_PROMPT,
         max_turns=max_turns,
     )
+
+
+def split_questions(world: list[Entity], seed: int, kinds: str | list[str], n_eval: int, n_train: int | None,
+                    two_hop_fraction: float | None) -> tuple[list[dict], list[dict]]:
+    """(held-out, training) questions: the pool shuffled by the seed, the first ``n_eval`` held out."""
+    questions = build_questions(world, kinds)
+    random.Random(f"facts/questions/{seed}").shuffle(questions)
+    if two_hop_fraction is not None:
+        questions = _mixed(questions, two_hop_fraction)
+    if n_eval >= len(questions):
+        raise ValueError(f"n_eval: the world has {len(questions)} questions; hold out fewer than that (got {n_eval})")
+    held_out, rest = questions[:n_eval], questions[n_eval:]
+    if n_train is not None:
+        if n_train > len(rest):
+            raise ValueError(f"n_train: only {len(rest)} questions are left after n_eval={n_eval}; got {n_train} "
+                             "(raise n_cities for a bigger world)")
+        rest = rest[:n_train]
+    return held_out, rest
 
 
 def _mixed(questions: list[dict], two_hop_fraction: float) -> list[dict]:
@@ -260,3 +317,22 @@ def _mixed(questions: list[dict], two_hop_fraction: float) -> list[dict]:
         else:
             break
     return mixed
+
+
+# The warm start's scripted behaviours (kept in their own module; imported here so that the tiny
+# policy's build finds them in the environment, and its cache key covers their source).
+from pte_rl.envs._facts_scripts import (  # noqa: E402
+    BEHAVIOURS,
+    DEFAULT_MIX,
+    EFFICIENT,
+    classify_behaviour,
+    query,
+    script,
+    scripted_trajectories,
+)
+
+__all__ = [
+    "BEHAVIOURS", "CLASSIC_KINDS", "DEFAULT_MIX", "EFFICIENT", "KIND_SETS", "MAX_RESULTS", "SYSTEM_PROMPT",
+    "YEAR_KINDS", "Entity", "build_corpus", "build_questions", "build_world", "classify_behaviour",
+    "load_environment", "query", "resolve_kinds", "script", "scripted_trajectories", "split_questions",
+]

@@ -1,0 +1,138 @@
+"""`facts`' scripted behaviours: every path answers correctly, the labels round-trip, the chats hold the
+environment's real tool outputs, and the wasteful paths cost what the module says they cost."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from pte_rl.envs import facts
+from pte_rl.rollout.env import load_environment
+from pte_rl.tools import Corpus
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    return facts.scripted_trajectories(0, 300, n_cities=40, n_eval=40)
+
+
+def _assistant_text(messages: list[dict]) -> str:
+    """What the policy generates: its text and its calls (name + arguments), turn by turn."""
+    parts = []
+    for m in messages:
+        if m["role"] == "assistant":
+            parts.append(m.get("content") or "")
+            parts.extend(c["function"]["name"] + c["function"]["arguments"] for c in m.get("tool_calls") or [])
+    return "".join(parts)
+
+
+def _context_chars(messages: list[dict]) -> int:
+    """Characters every assistant turn reads (its whole context): what a re-prefill costs."""
+    total, seen = 0, 0
+    for m in messages:
+        if m["role"] == "assistant":
+            total += seen
+        seen += len(m.get("content") or "") + sum(len(c["function"]["arguments"]) for c in m.get("tool_calls") or [])
+    return total
+
+
+def test_every_scripted_path_is_answered_correctly_and_labelled_as_scripted(records):
+    env = load_environment("facts", n_cities=40, n_eval=40, kinds="years")
+    behaviours = Counter(r["behaviour"] for r in records)
+    assert set(behaviours) == set(facts.BEHAVIOURS), behaviours
+    for record in records:
+        assert env.check_answer(record["messages"][-1]["content"], record["ground_truth"]), record
+        assert facts.classify_behaviour(record["messages"]) == record["behaviour"]
+    held_out = set(env.eval_dataset["task_id"])
+    assert not held_out & {r["task_id"] for r in records}
+
+
+def test_scripted_chats_hold_what_the_environments_tools_return(records):
+    env = load_environment("facts", n_cities=40, n_eval=40, kinds="years")
+    tools = {fn.__name__: fn for fn in env.tools}
+    for record in records[:60]:
+        messages = record["messages"]
+        calls = {c["id"]: c["function"] for m in messages if m["role"] == "assistant"
+                 for c in m.get("tool_calls") or []}
+        for m in messages:
+            if m["role"] == "tool":
+                call = calls[m["tool_call_id"]]
+                assert m["content"] == tools[call["name"]](**json.loads(call["arguments"]))
+
+
+def test_the_first_search_result_is_the_needed_page_for_every_years_question():
+    world = facts.build_world(0, 200)
+    corpus = Corpus(facts.build_corpus(world, 0, 400))
+    questions = facts.build_questions(world, "years")
+    assert Counter(q["kind"] for q in questions) == {"founded": 200, "pair-founded": 200, "born": 150,
+                                                     "invented": 150, "company-founded": 150}
+    for question in questions:
+        answers = question["answer"].split(" and ")
+        for (kind, name), answer in zip(question["entities"], answers, strict=True):
+            hit = corpus.search(facts.query(kind, name), 1, 160)[0]
+            assert hit.doc_id == facts.Entity(kind, name).doc_id
+            assert answer in hit.snippet
+
+
+def test_the_naive_penalties_cannot_see_wide_and_serial_but_the_context_grows():
+    env_tools = {fn.__name__: fn for fn in load_environment("facts", n_cities=40, n_eval=40).tools}
+    world = facts.build_world(0, 40)
+    pair = next(q for q in facts.build_questions(world, "years") if q["kind"] == "pair-founded")
+    one = next(q for q in facts.build_questions(world, "years") if q["kind"] == "born")
+
+    def chat(question: dict, behaviour: str) -> list[dict]:
+        return facts.script(question, behaviour, env_tools)
+
+    def calls(messages: list[dict]) -> int:
+        return sum(len(m.get("tool_calls") or []) for m in messages)
+
+    efficient, serial, wide = chat(pair, "parallel"), chat(pair, "serial"), chat(pair, "wide")
+    assert len(_assistant_text(serial)) == len(_assistant_text(efficient)) == len(_assistant_text(wide))
+    assert calls(serial) == calls(efficient) == calls(wide) == 2
+    assert _context_chars(serial) > _context_chars(efficient) and _context_chars(wide) > _context_chars(efficient)
+    snippet, wide_one, visit, repeat = (chat(one, b) for b in ("snippet", "wide", "visit", "repeat"))
+    assert len(_assistant_text(wide_one)) == len(_assistant_text(snippet)) and calls(wide_one) == 1
+    for wasteful in (visit, repeat):
+        assert calls(wasteful) == 2
+        assert _context_chars(wasteful) > 2 * _context_chars(snippet)
+
+
+def test_classify_behaviour_on_foreign_chats():
+    def turn(*calls: tuple[str, dict]) -> dict:
+        return {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": n, "arguments": json.dumps(a)}} for n, a in calls]}
+
+    answer = {"role": "assistant", "content": "\\boxed{1900}"}
+    assert facts.classify_behaviour([answer]) == "direct"
+    assert facts.classify_behaviour([turn(("search", {"query": "x"})), answer]) == "wide"  # default k is 5
+    assert facts.classify_behaviour([turn(("search", {"query": "x", "k": 1})), answer]) == "snippet"
+    assert facts.classify_behaviour([turn(("search", {"query": "x", "k": 1}), ("search", {"query": "y", "k": 1})),
+                                     answer]) == "parallel"
+    assert facts.classify_behaviour([turn(("visit", {"doc": "city-x"})), answer]) == "other"
+    assert facts.classify_behaviour([turn(("search", {"query": "x", "k": "one"})), answer]) == "other"
+    assert facts.classify_behaviour([{"role": "assistant", "content": "",
+                                      "tool_calls": [{"function": {"name": "search", "arguments": "{bad"}}]},
+                                     answer]) == "other"
+
+
+def test_bad_options_are_named():
+    with pytest.raises(ValueError, match="behaviour: expected one of"):
+        facts.script(facts.build_questions(facts.build_world(0, 20), "years")[0], "serial", {})
+    with pytest.raises(ValueError, match=r"mix: expected .* \(unknown: \['teleport'\]\)"):
+        facts.scripted_trajectories(0, 3, mix={"teleport": 1.0}, n_cities=20, n_eval=10)
+    with pytest.raises(ValueError, match="kinds: expected one of"):
+        load_environment("facts", n_cities=20, n_eval=10, kinds="everything")
+    with pytest.raises(ValueError, match=r"unknown: \['weather'\]"):
+        load_environment("facts", n_cities=20, n_eval=10, kinds=["founded", "weather"])
+    with pytest.raises(ValueError, match="search_results: expected 1 to 10"):
+        load_environment("facts", n_cities=20, n_eval=10, search_results=0)
+
+
+def test_classic_questions_are_unchanged_by_the_new_kinds():
+    world = facts.build_world(3, 30)
+    classic = facts.build_questions(world)
+    assert {q["kind"] for q in classic} == set(facts.CLASSIC_KINDS)
+    everything = facts.build_questions(world, "all")
+    assert [q for q in everything if q["kind"] in facts.CLASSIC_KINDS] == classic
