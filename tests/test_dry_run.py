@@ -58,7 +58,10 @@ def test_every_config_has_a_model_fixture_or_is_tiny():
         assert model == "tiny" or (_fixture(model) / "config.json").is_file(), f"{path.name}: no fixture for {model}"
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name != "default.yaml"], ids=lambda p: p.name)
+GPU_CONFIGS = [p for p in CONFIGS if yaml.safe_load(p.read_text())["model_name_or_path"] != "tiny"]
+
+
+@pytest.mark.parametrize("path", GPU_CONFIGS, ids=lambda p: p.name)
 def test_every_gpu_config_dry_runs_against_its_model_fixture(path: Path, tmp_path: Path, capsys):
     import torch
 
@@ -127,6 +130,21 @@ def test_the_default_config_dry_runs_without_building_the_tiny_policy(tmp_path: 
     assert (splits["train"]["rows"], splits["eval"]["rows"]) == (2000, 200)  # arith's n_train / n_eval defaults
     assert resolved["derived"]["environment"]["tools"] == ["calculator", "python"]
     assert resolved["training"]["use_cpu"] is True and resolved["derived"]["launch"]["mixed_precision"] == "no"
+
+
+def test_the_facts_config_dry_runs_with_the_tiny_policy_of_facts(tmp_path: Path, monkeypatch, capsys):
+    from pte_rl.tiny.config import TinyConfig, tiny_policy_path
+
+    monkeypatch.setenv("PTE_RL_CACHE", str(tmp_path / "cache"))
+    config = REPO / "recipes" / "configs" / "facts.yaml"
+    resolved, _ = _dry_run(["--config", str(config), "--output_dir", str(tmp_path / "run")], capsys)
+    assert resolved["derived"]["policy"] == {"tiny": str(tiny_policy_path(TinyConfig(env="facts"))), "built": False}
+    environment = resolved["derived"]["environment"]
+    assert environment["tools"] == ["search", "visit"]
+    # 850 questions of the `years` kinds in the default world (200 cities), 200 held out
+    assert (environment["splits"]["train"]["rows"], environment["splits"]["eval"]["rows"]) == (650, 200)
+    assert environment["splits"]["train"]["sample_task_id"].startswith("facts-")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
 
 
 def test_a_built_tiny_policy_is_described_from_its_config(tmp_path: Path, capsys):
