@@ -1,10 +1,12 @@
-"""Which paths each arm of an `arith` ablation ends on, and how accurate each path is.
+"""Which paths each arm of an `arith` or `facts` ablation ends on, and how accurate each path is.
 
 Reads the held-out trajectories (``<run>/eval/trajectories.jsonl``, or ``eval_start/`` with
-``--split eval_start``: before training) of every run given, labels each
-trajectory with ``arith``'s ``classify_behaviour`` and groups them by reward preset (the run name up
-to ``-s<seed>``) and item class (easy = level 1, hard = the rest; the level of each held-out item comes
-from the environment the run was trained with, rebuilt from its ``config.yaml``). Prints,
+``--split eval_start``: before training) of every run given, labels each trajectory with its
+environment's ``classify_behaviour`` (the environment named in the run's ``config.yaml``) and groups
+them by reward preset (the run name up to ``-s<seed>``) and item class: for `arith` easy = level 1,
+hard = the rest (the level of each held-out item comes from the environment the run was trained with,
+rebuilt from its ``config.yaml``); for `facts` one = one look-up, pair = two independent look-ups
+(``pair-founded`` questions); for any other environment, all. Prints,
 per preset and class, each behaviour's share of the samples and its accuracy, pooled over seeds, so a
 change in held-out accuracy can be traced to the paths a reward moved the policy to.
 
@@ -24,41 +26,47 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def item_levels(run: Path) -> dict[str, int]:
-    """task_id -> level over the held-out split of the run's own `arith` environment."""
+def item_classes(run: Path) -> tuple[str, dict[str, str]]:
+    """(environment name, task_id -> item class) over the held-out split of the run's own environment."""
     import yaml
 
     from pte_rl.rollout.env import load_environment
 
     config = yaml.safe_load((run / "config.yaml").read_text())
     env_section = config.get("env") or {}  # the recipe saves env: {name, options, max_turns}
-    if env_section.get("name", "arith") != "arith":
-        raise SystemExit(f"{run / 'config.yaml'}: env.name {env_section.get('name')!r}, expected 'arith'")
-    env = load_environment("arith", **(env_section.get("options") or {}))
-    return dict(zip(env.eval_dataset["task_id"], env.eval_dataset["level"], strict=True))
+    name = env_section.get("name", "arith")
+    env = load_environment(name, **(env_section.get("options") or {}))
+    ids = env.eval_dataset["task_id"]
+    if name == "arith":
+        return name, {t: "easy" if level == 1 else "hard" for t, level in zip(ids, env.eval_dataset["level"],
+                                                                               strict=True)}
+    if name == "facts":
+        return name, {t: "pair" if t.endswith("-pair-founded") else "one" for t in ids}
+    return name, dict.fromkeys(ids, "all")
 
 
 def tally(run_dirs: list[Path], split: str = "eval") -> dict:
     from pte_rl.pricing.jsonl import iter_trajectories
     from pte_rl.tiny.data import environment_module
 
-    arith = environment_module("arith")
     counts: dict = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for run in run_dirs:
         preset = re.sub(r"-s\d+$", "", run.name)
         path = run / split / "trajectories.jsonl"
         if not path.is_file():
             raise SystemExit(f"{path}: missing (the run has no held-out evaluation)")
-        levels = item_levels(run)
+        env_name, classes = item_classes(run)
+        classify = getattr(environment_module(env_name), "classify_behaviour", None)
+        if classify is None:
+            raise SystemExit(f"{run / 'config.yaml'}: environment {env_name!r} has no classify_behaviour")
         for trajectory in iter_trajectories(path):
-            item_class = "easy" if levels[trajectory.task_id] == 1 else "hard"
-            key = f"{item_class}/{arith.classify_behaviour(trajectory.messages)}"
+            key = f"{classes[trajectory.task_id]}/{classify(trajectory.messages)}"
             for k in (key, f"{key.split('/')[0]}/*"):
                 counts[preset][k][0] += 1
                 counts[preset][k][1] += bool(trajectory.correct)
     table = {}
     for preset, rows in counts.items():
-        totals = {c: rows.get(f"{c}/*", [0, 0])[0] for c in ("easy", "hard")}
+        totals = {k.split("/")[0]: n for k, (n, _) in rows.items() if k.endswith("/*")}
         table[preset] = {
             key: {"n": n, "share": n / totals[key.split("/")[0]], "accuracy": hits / n}
             for key, (n, hits) in sorted(rows.items())
