@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "report",
     "calibrate",
     "latency_study",
+    "latency",
 )
 
 

@@ -33,13 +33,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the largest PTE budget of the efficiency columns (accuracy at B/4, B/2 and B, and "
                              "the area under accuracy-vs-budget up to B), the same for every group; default: the "
                              "90th percentile of the baseline's held-out PTE, rounded up to 2 significant digits")
+    parser.add_argument("--latency", metavar="FILE",
+                        help="a `pte-rl latency` result (policy_latency.json, or its directory): adds the measured "
+                             "latency per arm and concurrency, its change against the baseline and its correlation "
+                             "with PTE, and plots/latency_vs_pte.png")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.pte_budget is not None and not 0 < args.pte_budget < float("inf"):
         raise CLIError(f"--pte-budget {args.pte_budget:g}: expected a positive PTE budget")
-    summary = build_report(args.run_dirs, args.out, baseline=args.baseline, pte_budget=args.pte_budget)
+    summary = build_report(args.run_dirs, args.out, baseline=args.baseline, pte_budget=args.pte_budget,
+                           latency=args.latency)
     print(render_markdown(summary, summary["plots"]), end="")
     print(f"written: {args.out}/report.md, report.csv, report.json, " + ", ".join(summary["plots"]))
     return 0

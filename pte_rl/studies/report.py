@@ -50,6 +50,7 @@ from pte_rl.pricing.jsonl import FormatError, read_jsonl, write_atomic
 from pte_rl.pricing.resolve import PricingConfig, resolve_pricing
 from pte_rl.pricing.trajectory import Trajectory
 from pte_rl.studies import anchors
+from pte_rl.studies import policy_latency_report as measured
 from pte_rl.studies.anchors import cell as _cell
 from pte_rl.studies.anchors import ci as _ci
 from pte_rl.studies.anchors import signed as _signed
@@ -298,6 +299,7 @@ def render_markdown(summary: dict, plots: Sequence[str]) -> str:
                          f"{_ci(pair['accuracy_pts'], ' pts')} | {_ci(pair['pte_pct'], '%')} |")
     if not any(g["preset"] == baseline and not g["overrides"] for g in summary["groups"]):
         lines += ["", f"No `{baseline}` runs: the changes against it are left out."]
+    lines += measured.report_section(summary["latency"]) if summary.get("latency") else []  # --latency FILE
     lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
@@ -377,9 +379,10 @@ def write_plots(runs: Sequence[Run], summary: dict, out: Path) -> list[str]:
     return [str(Path(p).relative_to(out)) for p in written]
 
 
-def build_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
-                 baseline: str = "correctness", pte_budget: float | None = None) -> dict[str, Any]:
-    """Load every run, then write report.md, report.csv, report.json and plots/ into ``out``."""
+def build_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, baseline: str = "correctness",
+                 pte_budget: float | None = None, latency: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Load every run, then write report.md, report.csv, report.json and plots/ into ``out``; ``latency``:
+    a `pte-rl latency` result, whose section and plot join the report."""
     dirs = expand_run_dirs(run_dirs)
     if not dirs:
         raise InputError("no run directories given")
@@ -387,6 +390,8 @@ def build_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
     summary = summarize(runs, baseline, pte_budget)
     out = Path(out)
     plot_files = write_plots(runs, summary, out)
+    if latency is not None:  # `pte-rl latency`'s result: a section (summary["latency"]) and a plot
+        plot_files.append(measured.add_to_report(summary, latency, out))
     summary["plots"] = plot_files
     write_atomic(out / "report.json", [json.dumps(summary, indent=2, default=str) + "\n"])
     write_atomic(out / "report.csv", [render_csv(summary)])
