@@ -5,8 +5,9 @@ One loop (:func:`run_rollouts`), two drivers: TRL's ``rollout_func`` (:mod:`pte_
 every trajectory still running, all at once:
 
 1. generate with the backend (:mod:`pte_rl.rollout.backends`) from ``prompt_ids + completion_ids``;
-2. parse the tool calls (:func:`pte_rl.tools.parse_tool_calls`); a message with nothing to answer
-   (no call, no hard protocol failure) is the final answer and ends the episode;
+2. parse the tool calls (:func:`pte_rl.tools.parse_tool_calls`, in the harness's call syntax when one is
+   given: :mod:`pte_rl.rollout.harness`); a message with nothing to answer (no call, no hard protocol
+   failure) is the final answer and ends the episode;
 3. run every trajectory's calls concurrently, each call with its timeout
    (:func:`pte_rl.tools.execute_calls`); failures come back as tool messages and events;
 4. render only the appended suffix through the chat template (tool messages + the next generation
@@ -32,10 +33,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pte_rl.pricing.trajectory import Event, ToolCall, Trajectory, Turn
 from pte_rl.rollout.backends import GenerationBackend, SamplingConfig
+
+if TYPE_CHECKING:
+    from pte_rl.rollout.harness import Harness
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +166,21 @@ def run_rollouts(
     tasks: Sequence[TaskInfo] | None = None,
     ids: Sequence[str] | None = None,
     metadata: dict | None = None,
+    harness: Harness | None = None,
 ) -> list[RolloutResult]:
-    """Run one episode per prompt (chat messages) to the end; see the module docstring."""
+    """Run one episode per prompt (chat messages) to the end; see the module docstring.
+
+    ``harness`` (with ``tools`` and prompts already re-skinned by it, :func:`pte_rl.rollout.harness.reskin`)
+    sets the call syntax parsed and whether the template renders the tool list; the trajectories' metadata
+    records it (``harness``: its non-default fields, :meth:`~pte_rl.rollout.harness.Harness.describe`).
+    """
     from pte_rl.tools import Toolset, as_toolset, parse_tool_calls
 
     toolset: Toolset = as_toolset(tools)
-    renderer = ChatRenderer(tokenizer, toolset.schemas)
+    renderer = ChatRenderer(tokenizer, toolset.schemas if harness is None or harness.template_tools else None)
+    syntax = harness.syntax if harness is not None else None
+    if harness is not None:
+        metadata = {**(metadata or {}), "harness": harness.describe()}
     tasks = list(tasks) if tasks is not None else [TaskInfo() for _ in prompts]
     episodes = [_Episode(i, [dict(m) for m in p], renderer.prompt_ids(p), tasks[i]) for i, p in enumerate(prompts)]
     eos_ids = getattr(backend, "eos_ids", None) or {renderer.eos_token_id}
@@ -190,7 +203,7 @@ def run_rollouts(
             _record_generation(episode, gen)
             ends_in_eos = gen.finished and bool(gen.token_ids) and gen.token_ids[-1] in eos_ids
             text = tokenizer.decode(gen.token_ids[:-1] if ends_in_eos else gen.token_ids, skip_special_tokens=False)
-            parsed = parse_tool_calls(text, toolset, turn=turn)
+            parsed = parse_tool_calls(text, toolset, turn=turn, syntax=syntax)
             if _end_turn(episode, text, parsed, gen.finished, limit, config, turn):
                 to_run.append((episode, parsed))
         _run_tools(to_run, toolset, renderer, config, max_context, turn)

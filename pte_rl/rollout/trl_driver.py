@@ -168,6 +168,7 @@ class RolloutFunc:
                 tasks=tasks, ids=ids,
                 metadata={"env": self.env.name if self.env else None, "step": step, "mode": mode,
                           "engine": type(backend).__name__},
+                harness=getattr(self.env, "harness", None),  # a re-skinned environment's (pte_rl.rollout.harness)
             )
         return {
             "prompt_ids": [r.prompt_ids for r in results],
