@@ -16,6 +16,7 @@ Configuration: ``--config FILE.yaml`` (default: configs/default.yaml beside this
     --reward.preset tokens   --reward.overrides.pte.weight 0.3
     --pricing.gamma 0.004   --pricing.hardware h200   --eval.n 50   --eval.only true
     --patterns.compute_tools [run_code]   --patterns.tool_families false   --credit turn
+    --harness.variants [training,renamed,pythonic]   --harness.per rollout    # harness randomisation
     --learning_rate 1e-4   --max_steps 20   --resume_from_checkpoint true    # TRL's GRPOConfig, flat
 
 The fields are documented in pte_rl/training/config.py and sections.py. A bad key or value, an
@@ -190,9 +191,27 @@ def load_env(config: Any, where: Where) -> Any:
         raise InputError(f"{where('env.options')}: environment {config.env.name}: {exc}") from None
 
 
+def harness_family(config: Any, env: Any, where: Where) -> Any:
+    """The harness family training draws from (None: off), each member checked against the environment's
+    tools (a variant naming no real tool, or colliding two tools' names, fails here)."""
+    from pte_rl.errors import InputError
+    from pte_rl.rollout.harness import make_skin
+
+    try:
+        family = config.harness.build()
+        for harness in family.members if family else ():
+            make_skin(harness, env.tools, env.check_answer)
+    except InputError as exc:
+        fields = ("variants", "tool_names", "argument_names", "descriptions", "syntaxes", "per", "seed")
+        place = next((p for p in (where(f"harness.{f}") for f in fields) if p != where("harness")), where("harness"))
+        raise InputError(f"{place}: field 'harness': {exc}") from None
+    return family
+
+
 def prepare(config: Any, training: Any, state: Any, where: Where = lambda key: "command line") -> Setup:
     """Policy, environment, the price of a token (once) and the reward functions priced with it."""
     env = load_env(config, where)  # before the policy: a bad data path fails before a tiny build
+    harness_family(config, env, where)
     held_out = env.eval_dataset is not None and len(env.eval_dataset) > 0
     if not held_out:
         if config.eval.only:
@@ -288,6 +307,7 @@ def dry_run(args: Any, config: Any) -> dict:
 
     training, warnings = dry_run_training(args)
     env = load_env(config, args.where)
+    family = harness_family(config, env, args.where)
     model_path, policy = describe_policy(config, args.where)
     if model_path is None and config.pricing.gamma is None:
         raise InputError(f"{args.where('pricing.gamma')}: field 'pricing.gamma': null derives gamma from the "
@@ -302,6 +322,7 @@ def dry_run(args: Any, config: Any) -> dict:
     setup = Setup(config, training, model_path or policy["tiny"], env, cost_model, pricing, [], reward)
     resolved = resolved_config(setup)
     resolved["derived"].update(policy=policy, environment=describe_env(env),
+                               harness_family=[h.name for h in family.members] if family else None,
                                launch=describe_launch(training, warnings), warnings=warnings)
     return json.loads(json.dumps(resolved, default=str))
 
@@ -350,7 +371,9 @@ def train(setup: Setup, output_dir: Path, state: Any) -> None:
                                  cost_model=setup.cost_model)(
         model=setup.model_path, reward_funcs=setup.reward_funcs, args=setup.training,
         train_dataset=setup.env.dataset, processing_class=tokenizer,
-        rollout_func=callback.observe(make_rollout_func(setup.env, max_turns=max_turns)), callbacks=[callback],
+        rollout_func=callback.observe(make_rollout_func(
+            setup.env, max_turns=max_turns, harness_family=harness_family(setup.config, setup.env, lambda key: key))),
+        callbacks=[callback],
     )
     trainer.train(resume_from_checkpoint=setup.training.resume_from_checkpoint)
     final_dir = output_dir / "final"

@@ -6,13 +6,20 @@ import hashlib
 import json
 import re
 import shutil
-from dataclasses import asdict
 
 import pytest
 
 from pte_rl.tiny import build, config, shipped
 from pte_rl.tiny.build import build_tiny_policy
-from pte_rl.tiny.config import BUILD_INFO, BUILD_VERSION, CACHE_VARIABLE, TinyConfig, settings_hash, tiny_policy_path
+from pte_rl.tiny.config import (
+    BUILD_INFO,
+    BUILD_VERSION,
+    CACHE_VARIABLE,
+    TinyConfig,
+    settings_hash,
+    settings_record,
+    tiny_policy_path,
+)
 from pte_rl.tiny.shipped import FILES_KEY, REFRESH_COMMAND, SHIPPED_DIR, ShippedPolicyError, ship, stale_reason
 
 MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
@@ -46,7 +53,7 @@ def test_shipped_copy_is_the_build_of_the_current_settings():
     assert stale_reason() is None, stale_reason()
     assert record()["settings_hash"] == settings_hash(TinyConfig())
     assert record()["build_version"] == BUILD_VERSION
-    assert record()["config"] == json.loads(json.dumps(asdict(TinyConfig())))
+    assert record()["config"] == json.loads(json.dumps(settings_record(TinyConfig())))
 
 
 def test_a_stale_shipped_copy_is_named_with_the_command(monkeypatch):

@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action.add_argument("--steps", type=int, default=None, help="warm-start steps (default: the built-in setting)")
         action.add_argument("--threads", type=int, default=None,
                             help="torch threads of the build (default 2; another count builds another policy)")
+        action.add_argument("--harnesses", default=None,
+                            help="comma-separated harness variants the scripted chats are drawn from, one per chat "
+                                 "(built-in names, training_family, or .yaml/.json files; default: the "
+                                 "environment's own harness)")
         if name == "build":
             action.add_argument("--out", default=None,
                                 help="output directory (default: $PTE_RL_CACHE or ~/.cache/pte_rl, tiny-<hash>)")
@@ -57,8 +61,15 @@ def _run(args: argparse.Namespace) -> int:
         if args.steps < 1:
             raise CLIError(f"--steps: expected a positive integer, got {args.steps}")
         overrides["sft_steps"] = args.steps
+    if args.harnesses:
+        overrides["harnesses"] = tuple(h.strip() for h in args.harnesses.split(",") if h.strip())
     try:
         config = TinyConfig(**overrides)
+        if config.harnesses:  # an unknown variant or a name collision fails now, not after the copy drill
+            from pte_rl.rollout.env import load_environment
+            from pte_rl.tiny.data import harness_skins
+
+            harness_skins(config, load_environment(config.env))
         if args.tiny_command == "path":
             print(tiny_policy_path(config))
             return 0

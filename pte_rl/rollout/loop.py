@@ -130,12 +130,34 @@ class ChatRenderer:
         return full[len(prefix):], [max(0, n) for n in per_message]
 
 
+@dataclass(slots=True)
+class _View:
+    """An episode's tools (parsed in its harness's syntax), prompt renderer, checker and metadata."""
+
+    toolset: Any
+    renderer: ChatRenderer
+    syntax: str | None
+    check_answer: Callable[[str, Any], bool | None] | None
+    metadata: dict | None
+
+    @classmethod
+    def of(cls, tokenizer: Any, tools: Any, check_answer: Any, harness: Harness | None, metadata: Any) -> _View:
+        from pte_rl.tools import as_toolset
+
+        toolset = as_toolset(tools)
+        if harness is not None:
+            metadata = {**(metadata or {}), "harness": harness.describe()}
+        schemas = toolset.schemas if harness is None or harness.template_tools else None
+        return cls(toolset, ChatRenderer(tokenizer, schemas), getattr(harness, "syntax", None), check_answer, metadata)
+
+
 @dataclass
 class _Episode:
     index: int
     messages: list[dict]
     prompt_ids: list[int]
     task: TaskInfo
+    view: _View
     completion_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     env_mask: list[int] = field(default_factory=list)
@@ -167,23 +189,23 @@ def run_rollouts(
     ids: Sequence[str] | None = None,
     metadata: dict | None = None,
     harness: Harness | None = None,
+    skins: Sequence[Any] | None = None,
 ) -> list[RolloutResult]:
     """Run one episode per prompt (chat messages) to the end; see the module docstring.
 
-    ``harness`` (with ``tools`` and prompts already re-skinned by it, :func:`pte_rl.rollout.harness.reskin`)
-    sets the call syntax parsed and whether the template renders the tool list; the trajectories' metadata
-    records it (``harness``: its non-default fields, :meth:`~pte_rl.rollout.harness.Harness.describe`).
+    ``harness`` (``tools`` and prompts re-skinned by it: :func:`pte_rl.rollout.harness.reskin`) sets the call
+    syntax and whether the template renders the tools; ``metadata["harness"]`` records it. ``skins`` (one per
+    prompt: :class:`pte_rl.rollout.harness.Skin`) give each episode its own tools, checker and harness instead.
     """
-    from pte_rl.tools import Toolset, as_toolset, parse_tool_calls
+    from pte_rl.tools import parse_tool_calls
 
-    toolset: Toolset = as_toolset(tools)
-    renderer = ChatRenderer(tokenizer, toolset.schemas if harness is None or harness.template_tools else None)
-    syntax = harness.syntax if harness is not None else None
-    if harness is not None:
-        metadata = {**(metadata or {}), "harness": harness.describe()}
+    unique = {id(s): _View.of(tokenizer, s.tools, s.check_answer, s.harness, metadata) for s in set(skins or ())}
+    views = [unique[id(s)] for s in skins] if skins is not None else [
+        _View.of(tokenizer, tools, check_answer, harness, metadata)] * len(prompts)
     tasks = list(tasks) if tasks is not None else [TaskInfo() for _ in prompts]
-    episodes = [_Episode(i, [dict(m) for m in p], renderer.prompt_ids(p), tasks[i]) for i, p in enumerate(prompts)]
-    eos_ids = getattr(backend, "eos_ids", None) or {renderer.eos_token_id}
+    episodes = [_Episode(i, [dict(m) for m in p], v.renderer.prompt_ids(p), tasks[i], v)
+                for i, (p, v) in enumerate(zip(prompts, views, strict=True))]
+    eos_ids = getattr(backend, "eos_ids", None) or {getattr(tokenizer, "eos_token_id", None)}
     max_context = getattr(backend, "max_context", None)
 
     turn = 0
@@ -203,14 +225,14 @@ def run_rollouts(
             _record_generation(episode, gen)
             ends_in_eos = gen.finished and bool(gen.token_ids) and gen.token_ids[-1] in eos_ids
             text = tokenizer.decode(gen.token_ids[:-1] if ends_in_eos else gen.token_ids, skip_special_tokens=False)
-            parsed = parse_tool_calls(text, toolset, turn=turn, syntax=syntax)
+            parsed = parse_tool_calls(text, episode.view.toolset, turn=turn, syntax=episode.view.syntax)
             if _end_turn(episode, text, parsed, gen.finished, limit, config, turn):
                 to_run.append((episode, parsed))
-        _run_tools(to_run, toolset, renderer, config, max_context, turn)
+        _run_tools(to_run, config, max_context, turn)
         turn += 1
     return [
         RolloutResult(episode.prompt_ids, episode.completion_ids, episode.logprobs, episode.env_mask,
-                      _trajectory(episode, toolset.schemas, check_answer, ids, metadata))
+                      _trajectory(episode, ids))
         for episode in episodes
     ]
 
@@ -268,16 +290,13 @@ def _end_turn(
     return False
 
 
-def _run_tools(
-    to_run: list[tuple[_Episode, Any]], toolset: Any, renderer: ChatRenderer, config: RolloutConfig,
-    max_context: int | None, turn: int,
-) -> None:
+def _run_tools(to_run: list[tuple[_Episode, Any]], config: RolloutConfig, max_context: int | None, turn: int) -> None:
     """Every trajectory's calls at once (a slow tool delays its turn, not the batch's sum), then their results."""
     from pte_rl.tools import execute_calls
 
     def execute(item: tuple[_Episode, Any]) -> list:
         return execute_calls(
-            item[1], toolset, timeout_s=config.tool_timeout_s, max_workers=config.max_tool_workers,
+            item[1], item[0].view.toolset, timeout_s=config.tool_timeout_s, max_workers=config.max_tool_workers,
             max_output_chars=config.max_tool_output_chars, include_soft_errors=config.answer_soft_failures,
         )
 
@@ -286,7 +305,7 @@ def _run_tools(
     with ThreadPoolExecutor(max_workers=min(64, len(to_run))) as pool:
         outcomes_per_episode = list(pool.map(execute, to_run))
     for (episode, _), outcomes in zip(to_run, outcomes_per_episode, strict=True):
-        _append_tool_results(episode, outcomes, renderer, config, max_context, turn)
+        _append_tool_results(episode, outcomes, config, max_context, turn)
 
 
 def _stop(episode: _Episode, kind: str, turn: int, detail: str) -> None:
@@ -328,14 +347,12 @@ def _assistant_message(text: str, attempts: list) -> dict:
     return {"role": "assistant", "content": content.strip(), "tool_calls": calls}
 
 
-def _append_tool_results(
-    episode: _Episode, outcomes: list, renderer: ChatRenderer, config: RolloutConfig, max_context: int | None,
-    turn: int,
-) -> None:
+def _append_tool_results(episode: _Episode, outcomes: list, config: RolloutConfig, max_context: int | None,
+                         turn: int) -> None:
     tool_messages = [{**o.message(), "name": o.name or "invalid"} for o in outcomes]
     for outcome in outcomes:
         episode.events += outcome.events
-    suffix, per_message = renderer.suffix(tool_messages) if tool_messages else ([], [])
+    suffix, per_message = episode.view.renderer.suffix(tool_messages) if tool_messages else ([], [])
     room = config.max_completion_length - len(episode.completion_ids) - len(suffix)
     if max_context is not None:
         room = min(room, max_context - episode.length - len(suffix))
@@ -357,14 +374,10 @@ def _tool_call(outcome: Any, response_tokens: int) -> ToolCall:
     return call
 
 
-def _trajectory(
-    episode: _Episode, schemas: list[dict], check_answer: Callable[[str, Any], bool | None] | None,
-    ids: Sequence[str] | None,
-    metadata: dict | None,
-) -> Trajectory:
+def _trajectory(episode: _Episode, ids: Sequence[str] | None) -> Trajectory:
     from pte_rl.checkers import extract_answer
 
-    task = episode.task
+    task, check_answer, metadata = episode.task, episode.view.check_answer, episode.view.metadata
     answer, correct = None, None
     if episode.final_text is not None:
         answer = extract_answer(episode.final_text)[0]
@@ -377,7 +390,7 @@ def _trajectory(
         turns=episode.turns,
         id=ids[episode.index] if ids is not None else None,
         task_id=task.task_id, answer=answer, ground_truth=task.ground_truth, correct=correct,
-        messages=episode.messages, tools=schemas, events=episode.events,
+        messages=episode.messages, tools=episode.view.toolset.schemas, events=episode.events,
         metadata={
             **(metadata or {}), "stop": episode.stop, "prompt_tokens": len(episode.prompt_ids),
             "batch_sizes": episode.batch_sizes, "generation_time_s": episode.generation_times,

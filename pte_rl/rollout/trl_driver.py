@@ -30,6 +30,12 @@ environment's train and eval splits are indexed once by their prompt messages (r
 :func:`pte_rl.rollout.env.prompt_key`), which is how each completion finds its ``ground_truth`` and
 ``task_id``. A prompt that is not in the index (a dataset other than the environment's) is rolled out
 but left ungraded (``correct=None``); its reward functions still get the dataset's columns from TRL.
+
+Harness randomisation (``harness_family``, :class:`pte_rl.rollout.harness.HarnessFamily`): each GRPO group
+(or each rollout) is rolled out under a harness drawn from the family: its prompt's system message, tool
+names, schemas, call syntax and answer format, so the group's rewards favour the policy that reads the
+harness it is given. The draw hashes (seed, step, prompt), so a group split over processes stays whole;
+the trajectory's ``metadata["harness"]`` names it. A re-skinned environment (one fixed harness) is used as is.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from pte_rl.rollout.backends import (
     eos_token_ids,
 )
 from pte_rl.rollout.env import Environment, prompt_key
+from pte_rl.rollout.harness import HarnessFamily, Skin, make_skin
 from pte_rl.rollout.loop import RolloutConfig, TaskInfo, run_rollouts
 
 logger = logging.getLogger(__name__)
@@ -91,6 +98,7 @@ class RolloutFunc:
         max_tool_output_chars: cut every tool response to this many characters.
         answer_soft_failures: answer code blocks / calls written as text with an error instead of
             treating the message as the final answer.
+        harness_family: draw each group's (or rollout's) harness from it (see the module docstring).
     """
 
     __name__ = "pte_rl_rollout"
@@ -108,9 +116,12 @@ class RolloutFunc:
         max_tool_output_chars: int | None = None,
         answer_soft_failures: bool = False,
         task_index: dict[str, TaskInfo] | None = None,
+        harness_family: HarnessFamily | None = None,
     ):
         if env is None and tools is None:
             raise ValueError("make_rollout_func: give an environment, or tools (and a check_answer)")
+        if harness_family is not None and getattr(env, "harness", None) is not None:
+            raise ValueError("make_rollout_func: give a re-skinned environment or a harness_family, not both")
         self.env = env
         self.tools = list(tools) if tools is not None else list(env.tools)  # type: ignore[union-attr]
         self.check_answer = check_answer if check_answer is not None else (env.check_answer if env else None)
@@ -121,13 +132,18 @@ class RolloutFunc:
             "answer_soft_failures": answer_soft_failures,
         }
         self._task_index = task_index
+        self.harness_family = harness_family
+        self._skins: dict[str, Skin] = {}
         RolloutConfig(max_turns=self.max_turns, **self.options)  # fail now on bad limits, not mid-training
+        for harness in harness_family.members if harness_family else ():  # bad variants fail now too
+            self.skin(harness)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         if self.env is not None:
             state["_task_index"] = None  # rebuilt from the environment after unpickling
             state["tools"] = None
+        state["_skins"] = {}  # closures over the tools, rebuilt on use
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -140,6 +156,19 @@ class RolloutFunc:
         if self._task_index is None:
             self._task_index = build_task_index(self.env.dataset, self.env.eval_dataset) if self.env else {}
         return self._task_index
+
+    def skin(self, harness: Any) -> Skin:
+        """The tools and checker under ``harness`` (made once per harness name)."""
+        if harness.name not in self._skins:
+            self._skins[harness.name] = make_skin(harness, self.tools, self.check_answer)  # type: ignore[arg-type]
+        return self._skins[harness.name]
+
+    def draw_skins(self, keys: list[str], step: int, process: int = 0) -> list[Skin] | None:
+        """Each prompt's skin under the harness family (None without one)."""
+        family = self.harness_family
+        if family is None:
+            return None
+        return [self.skin(family.draw(key, step, f"{process}/{i}")) for i, key in enumerate(keys)]
 
     def config(self, args: Any) -> RolloutConfig:
         """The loop's limits and sampling from a GRPOConfig (or any object with its fields)."""
@@ -162,6 +191,9 @@ class RolloutFunc:
         step = int(getattr(getattr(trainer, "state", None), "global_step", 0) or 0)
         mode = trl_adapter.metric_mode(trainer)
         ids = [f"{t.task_id or 'prompt'}/step{step}/{i}" for i, t in enumerate(tasks)]
+        skins = self.draw_skins(keys, step, int(getattr(getattr(trainer, "accelerator", None), "process_index", 0)))
+        if skins is not None:
+            prompts = [skin.prompt(p) for skin, p in zip(skins, prompts, strict=True)]
         with trainer_backend(trainer, tokenizer) as backend:
             results = run_rollouts(
                 prompts, backend, tokenizer, self.tools, self.config(trainer.args), check_answer=self.check_answer,
@@ -169,6 +201,7 @@ class RolloutFunc:
                 metadata={"env": self.env.name if self.env else None, "step": step, "mode": mode,
                           "engine": type(backend).__name__},
                 harness=getattr(self.env, "harness", None),  # a re-skinned environment's (pte_rl.rollout.harness)
+                skins=skins,
             )
         return {
             "prompt_ids": [r.prompt_ids for r in results],

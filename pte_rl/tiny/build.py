@@ -35,7 +35,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 from pte_rl.pricing.trajectory import renderable
@@ -51,9 +50,10 @@ from pte_rl.tiny.config import (
     cache_root,
     is_built,
     settings_hash,
+    settings_record,
     tiny_policy_path,
 )
-from pte_rl.tiny.data import encode, environment_module, parameter_names, scripted_texts
+from pte_rl.tiny.data import encode, environment_module, harness_skins, parameter_names, scripted_texts
 from pte_rl.tiny.model import make_model, template_renderer, train_tokenizer
 from pte_rl.tiny.shipped import FILES_KEY, file_hashes, install_shipped
 from pte_rl.tiny.train import (
@@ -121,13 +121,14 @@ def _build(config: TinyConfig, key: str, target: Path, log: Callable[[str], None
     cpu_started = time.process_time()
     env_kwargs = {k: v for k, v in config.env_options.items()
                   if k in parameter_names(environment_module(config.env).load_environment)}
-    schemas = load_environment(config.env, **env_kwargs).tool_schemas()
+    env = load_environment(config.env, **env_kwargs)
+    schemas, skins = env.tool_schemas(), harness_skins(config, env)
     # A template-only tokenizer renders text before the real one exists.
     renderer = template_renderer()
-    corpus = scripted_texts(config, config.tokenizer_examples, config.seed + 1, schemas, renderer)
+    corpus = scripted_texts(config, config.tokenizer_examples, config.seed + 1, schemas, renderer, skins=skins)
     tokenizer = train_tokenizer([c["text"] for c in corpus], config.vocab_size)
     examples = scripted_texts(config, config.sft_examples, config.seed, schemas, tokenizer,
-                              spans=config.loss != "all")
+                              spans=config.loss != "all", skins=skins)
     data = encode(examples, tokenizer, config.loss)
     log(f"tiny policy: {len(tokenizer)} tokens, {len(data)} chats, "
         f"{sum(len(ids) for ids, _ in data) / len(data):.0f} tokens per chat ({time.perf_counter() - started:.0f} s)")
@@ -144,7 +145,7 @@ def _build(config: TinyConfig, key: str, target: Path, log: Callable[[str], None
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         info = {
-            "settings_hash": key, "build_version": BUILD_VERSION, "config": asdict(config),
+            "settings_hash": key, "build_version": BUILD_VERSION, "config": settings_record(config),
             "parameters": parameters, "vocab_size": len(tokenizer), "sft_loss": losses,
             "copy_drill_accuracy": copy_accuracy,
             "build_seconds": round(time.perf_counter() - started, 1),

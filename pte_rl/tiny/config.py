@@ -76,6 +76,12 @@ class TinyConfig:
     0.824). A fixed count makes a build the same whatever the machine's load or core count, on one CPU.
     Two (since build version 6) build in ~580 s on a 2-core machine, against ~940 s on one; the build
     slows many times over when other work shares those two cores."""
+    harnesses: tuple[str, ...] = ()
+    """Harness variants the scripted chats are shown in, one drawn per chat (built-in names,
+    ``training_family`` for every built-in one not held out, or YAML/JSON files; see
+    pte_rl/rollout/harness): a policy built on several takes tool names, argument names, call syntax and
+    answer format from its prompt rather than from memory. Empty: the environment's own harness (and a
+    cache key unchanged from builds made before this setting existed)."""
     loss: str = "predictable"
     """``predictable``: every token except the contents of user and tool messages (the question's
     numbers and the tools' results, which nothing can predict); ``all``: every token of the rendered
@@ -96,6 +102,8 @@ class TinyConfig:
             )
         if not 1 <= self.copy_min_digits <= 6:
             raise ValueError(f"TinyConfig.copy_min_digits: expected 1 to 6, got {self.copy_min_digits!r}")
+        if isinstance(self.harnesses, str) or not all(isinstance(h, str) for h in self.harnesses):
+            raise ValueError(f"TinyConfig.harnesses: expected a tuple of variant names, got {self.harnesses!r}")
         if self.copy_steps < 0:
             raise ValueError(f"TinyConfig.copy_steps: expected 0 or more, got {self.copy_steps!r}")
         if not 0.0 <= self.copy_distractor <= 1.0:
@@ -112,6 +120,15 @@ def cache_root() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "pte_rl"
 
 
+def settings_record(config: TinyConfig) -> dict:
+    """The settings as hashed and recorded in a build: every field, except ``harnesses`` when it is empty
+    (so that every build made before that setting existed keeps its key and its record)."""
+    settings = asdict(config)
+    if not settings["harnesses"]:
+        del settings["harnesses"]
+    return settings
+
+
 def settings_hash(config: TinyConfig) -> str:
     """A 12-hex-digit key over the settings, the environment's source and the build version.
 
@@ -123,7 +140,7 @@ def settings_hash(config: TinyConfig) -> str:
     path = resolve_environment(config.env)
     helpers = _private_helper_files(load_module(path), path.parent)
     env_text = path.read_bytes() + b"".join(helper.read_bytes() for helper in helpers)
-    payload = json.dumps({"config": asdict(config), "version": BUILD_VERSION}, sort_keys=True, default=str)
+    payload = json.dumps({"config": settings_record(config), "version": BUILD_VERSION}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode() + hashlib.sha256(env_text).digest()).hexdigest()[:12]
 
 

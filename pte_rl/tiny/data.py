@@ -23,36 +23,58 @@ def environment_module(name_or_path: str) -> Any:
     return module
 
 
+def harness_skins(config: TinyConfig, env: Any) -> list[Any]:
+    """The re-skins of ``env`` by ``config.harnesses`` (none when it is empty)."""
+    if not config.harnesses:
+        return []
+    from pte_rl.rollout.harness import TRAINING_FAMILY, make_skin, resolve_variants
+
+    names = [n for h in config.harnesses for n in (TRAINING_FAMILY if h == "training_family" else [h])]
+    return [make_skin(harness, env.tools, env.check_answer) for harness in resolve_variants(names)]
+
+
 def scripted_texts(config: TinyConfig, n: int, seed: int, tool_schemas: list[dict], tokenizer: Any,
-                   spans: bool = False) -> list[dict]:
+                   spans: bool = False, skins: list[Any] | None = None) -> list[dict]:
     """Scripted chats rendered to text; with ``spans``, also the character spans of their assistant
-    turns (``assistant_spans``) and of the contents of their user and tool messages (``input_spans``)."""
+    turns (``assistant_spans``) and of the contents of their user and tool messages (``input_spans``).
+    With ``skins`` (:func:`harness_skins`), each chat is shown in one drawn at random (seeded by ``seed``)."""
+    import random
+
     module = environment_module(config.env)
     kwargs = {k: v for k, v in config.env_options.items() if k in parameter_names(module.scripted_trajectories)}
     records = module.scripted_trajectories(seed, n, mix=config.mix, **kwargs)
+    draw = random.Random(f"harness/{seed}")
     out = []
     for record in records:
         messages = renderable(record["messages"])
-        text = tokenizer.apply_chat_template(messages, tools=tool_schemas, tokenize=False)
+        schemas: list[dict] | None = tool_schemas
+        harness_name = None
+        if skins:
+            skin = skins[draw.randrange(len(skins))]
+            messages = renderable(skin.chat(messages))
+            schemas = skin.schemas if skin.harness.template_tools else None
+            harness_name = skin.harness.name
+        text = tokenizer.apply_chat_template(messages, tools=schemas, tokenize=False)
         assistant_spans, input_spans = [], []
         for index, message in enumerate(messages):
             if not spans or message["role"] == "system":
                 continue
             if message["role"] == "assistant":
-                before = tokenizer.apply_chat_template(messages[:index], tools=tool_schemas, tokenize=False,
+                before = tokenizer.apply_chat_template(messages[:index], tools=schemas, tokenize=False,
                                                        add_generation_prompt=True)
-                upto = tokenizer.apply_chat_template(messages[: index + 1], tools=tool_schemas, tokenize=False)
+                upto = tokenizer.apply_chat_template(messages[: index + 1], tools=schemas, tokenize=False)
                 assistant_spans.append((len(before), len(upto)))
                 continue
             # A user or tool message: its content, found after the text of the messages before it.
-            before = tokenizer.apply_chat_template(messages[:index], tools=tool_schemas, tokenize=False) \
+            before = tokenizer.apply_chat_template(messages[:index], tools=schemas, tokenize=False) \
                 if index else ""
             content = message.get("content") or ""
             start = text.find(content, len(before)) if content else -1
             if start >= 0:
                 input_spans.append((start, start + len(content)))
         out.append({"text": text, "assistant_spans": assistant_spans, "input_spans": input_spans,
-                    "behaviour": record.get("behaviour")})
+                    "behaviour": record.get("behaviour"),
+                    "harness": harness_name})
     return out
 
 

@@ -18,12 +18,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from pte_rl.errors import InputError, PteRlError
-from pte_rl.tiny.config import BUILD_INFO, BUILD_VERSION, TinyConfig, is_built, settings_hash
+from pte_rl.tiny.config import BUILD_INFO, BUILD_VERSION, TinyConfig, is_built, settings_hash, settings_record
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "default"
 FILES_KEY = "files"
@@ -130,7 +129,7 @@ def stale_reason(config: TinyConfig | None = None, directory: Path | None = None
         return f"{directory}: no {BUILD_INFO}, no shipped copy; make one with `{REFRESH_COMMAND}`"
     if record.get("settings_hash") == key:
         return None
-    settings = asdict(config)
+    settings = settings_record(config)
     shipped = record.get("config", {})
     changed = [f"{name}: shipped {shipped.get(name)!r}, now {value!r}" for name, value in settings.items()
                if shipped.get(name) != value]

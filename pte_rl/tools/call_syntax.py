@@ -58,6 +58,20 @@ def render_call(syntax: str, name: str, arguments: dict[str, Any] | None = None)
     return f"[{call}]" if syntax == "pythonic" else f"```{FENCE_LANGUAGE}\n{call}\n```"
 
 
+def render_calls(syntax: str, calls: list[Call]) -> str:
+    """Several calls written in ``syntax`` as one message's calls (one list, one block).
+
+    >>> render_calls("pythonic", [("a", {"x": 1}), ("b", {})])
+    '[a(x=1), b()]'
+    """
+    if syntax == "pythonic":
+        return "[" + ", ".join(render_call(syntax, name, args)[1:-1] for name, args in calls) + "]"
+    if syntax == "fenced_code":
+        lines = [render_call(syntax, name, args).split("\n")[1] for name, args in calls]
+        return f"```{FENCE_LANGUAGE}\n" + "\n".join(lines) + "\n```"
+    return ("; " if syntax == "llama3_json" else "\n").join(render_call(syntax, n, a) for n, a in calls)
+
+
 def python_literal(value: Any) -> str:
     """``value`` as Python source that :func:`ast.literal_eval` reads back (strings in double quotes).
 

@@ -6,6 +6,7 @@
     pricing:  {gamma: 0.005, hardware: h100_pcie, mode: paper, cache: evict, attention: paper, delta: null}
     eval:     {n: 200, samples: 4, temperature: 0.7, at_start: true, only: false}
     patterns: {compute_tools: null, toolsets: null, tool_families: true}
+    harness:  {variants: [], tool_names: [], argument_names: [], descriptions: [], syntaxes: [], per: group}
     correct_advantage_floor: 0.0
     credit: trajectory       # or turn: a penalised rollout's efficiency advantage spread over its turns by cost
     dry_run: false           # resolve and print everything, train nothing (recipes/grpo_pte.py)
@@ -40,6 +41,7 @@ from pte_rl.pricing.resolve import PricingConfig, check_pricing, pricing_to_dict
 from pte_rl.training.sections import (
     EnvConfig,
     EvalConfig,
+    HarnessConfig,
     PatternsConfig,
     RecipeConfig,
     RewardConfig,
@@ -52,6 +54,7 @@ class RecipeConfigError(InputError):
 
 SECTIONS: dict[str, type] = {
     "env": EnvConfig, "reward": RewardConfig, "pricing": PricingConfig, "eval": EvalConfig, "patterns": PatternsConfig,
+    "harness": HarnessConfig,
 }
 FREE_MAPPINGS = ("env.options", "reward.overrides")  # their keys are checked by the env / the preset loader
 # Keys of the flat recipe arguments before the tree, and what replaces them.

@@ -5,6 +5,7 @@ How they are read from YAML and the command line: :mod:`pte_rl.training.config`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,50 @@ class PatternsConfig:
 
 
 @dataclass
+class HarnessConfig:
+    """Harness randomisation: each GRPO group (or rollout) sees a harness drawn from a family
+    (pte_rl.rollout.harness, docs/harness.md); off when no variant and no axis is given."""
+
+    variants: list[str] = field(default_factory=list)
+    """Built-in variant names (`training_family`: every built-in one not held out) or YAML/JSON files of
+    variants; `training` is in the family only if listed."""
+    tool_names: list[str] = field(default_factory=list)
+    """Tool-name templates, e.g. ["{name}", "{name}_tool", "fn_{name}"]; every combination of the axes
+    (this, argument_names, descriptions, syntaxes; an empty axis keeps the environment's) joins the family."""
+    argument_names: list[str] = field(default_factory=list)
+    """Argument-name templates with {tool} and {name}, e.g. ["{name}", "{tool}_{name}"]."""
+    descriptions: list[str] = field(default_factory=list)
+    """Description templates: {description}, {first_sentence}, {name}."""
+    syntaxes: list[str | None] = field(default_factory=list)
+    """Call syntaxes: null (the training default), hermes, llama3_json, fenced_code, pythonic."""
+    per: str = "group"
+    """`group`: one harness per GRPO group (its rollouts are compared under one harness); `rollout`: one each."""
+    seed: int = 0
+    """Seeds the draws (a hash of seed, step and prompt)."""
+
+    def build(self) -> Any:
+        """The :class:`pte_rl.rollout.harness.HarnessFamily`, or None when randomisation is off."""
+        from pte_rl.errors import InputError
+        from pte_rl.rollout.harness import TRAINING_FAMILY, HarnessFamily, harness_product, resolve_variants
+
+        axes: dict[str, list[Any]] = {
+            "variants": list(self.variants), "tool_names": self.tool_names, "argument_names": self.argument_names,
+            "descriptions": self.descriptions, "syntaxes": self.syntaxes}
+        for key, values in axes.items():
+            bad = [v for v in values if not isinstance(v, str) and not (key == "syntaxes" and v is None)]
+            if bad:
+                raise InputError(f"harness.{key}: expected a list of strings, got {bad[0]!r} in {values}")
+        names = [n for v in self.variants for n in (TRAINING_FAMILY if v == "training_family" else [v])]
+        members = resolve_variants(names) if names else []
+        if self.tool_names or self.argument_names or self.descriptions or self.syntaxes:
+            fields = lambda h: json.dumps({k: v for k, v in h.describe().items() if k != "name"}, sort_keys=True)  # noqa: E731
+            listed = {fields(h) for h in members}
+            members += [h for h in harness_product(self.tool_names, self.argument_names, self.descriptions,
+                                                   self.syntaxes) if fields(h) not in listed]
+        return HarnessFamily(tuple(members), per=self.per, seed=self.seed) if members else None
+
+
+@dataclass
 class RecipeConfig:
     """What pte_rl adds to TRL's GRPOConfig: the policy, environment, reward, pricing and evaluation."""
 
@@ -86,6 +131,8 @@ class RecipeConfig:
     """The held-out evaluation."""
     patterns: PatternsConfig = field(default_factory=PatternsConfig)
     """How the pattern detectors read tool names."""
+    harness: HarnessConfig = field(default_factory=HarnessConfig)
+    """Harness randomisation in training (off by default)."""
     correct_advantage_floor: float | None = None
     """If set (e.g. 0.0), a correct rollout's GRPO advantage is raised to at least this."""
     credit: str = "trajectory"

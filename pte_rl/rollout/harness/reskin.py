@@ -24,7 +24,7 @@ from pte_rl.checkers.base import last_boxed
 from pte_rl.errors import InputError
 from pte_rl.rollout.env import Environment
 from pte_rl.rollout.harness.spec import BUILTIN_VARIANTS, Harness
-from pte_rl.tools.call_syntax import render_call
+from pte_rl.tools.call_syntax import render_call, render_calls
 from pte_rl.tools.common import ToolInputError, ToolText
 from pte_rl.tools.schema import ToolSchemaError, function_schema
 
@@ -283,6 +283,83 @@ class FormattedAnswerChecker:
         return self.checker(answer, ground_truth)
 
 
+@dataclass(eq=False)
+class Skin:
+    """What a rollout needs of a re-skin: the harness, the shown tools (calling the real ones) and their
+    schemas, the checker of its answer format, and :meth:`prompt` to rewrite a prompt's messages."""
+
+    harness: Harness
+    shown: list[ShownTool]
+    tools: list[Callable[..., Any]]
+    schemas: list[dict]
+    check_answer: Callable[[str, Any], bool | None]
+
+    def prompt(self, messages: list[dict]) -> list[dict]:
+        return shown_prompt(self.harness, messages, self.shown, self.schemas)
+
+    def chat(self, messages: list[dict]) -> list[dict]:
+        """A whole chat as this harness shows it (a scripted chat of the tiny policy's build): the prompt
+        rewritten, each call (OpenAI form) under its shown name and arguments, written in the harness's
+        syntax where that is not the template's Hermes, and the final ``\\boxed{X}`` in its answer format."""
+        by_real = {t.real: t for t in self.shown}
+        syntax, out = self.harness.syntax, self.prompt(messages)
+        for index, message in enumerate(out):
+            if message.get("role") == "tool" and message.get("name") in by_real:
+                out[index] = {**message, "name": by_real[message["name"]].shown}
+            if message.get("role") != "assistant":
+                continue
+            calls = [_shown_call(by_real, call) for call in message.get("tool_calls") or []]
+            content = str(message.get("content") or "")
+            if not calls:
+                out[index] = {**message, "content": answer_text(content, self.harness.answer_format)}
+            elif syntax in (None, "hermes"):
+                out[index] = {**message, "tool_calls": [
+                    {"type": "function", "function": {"name": n, "arguments": a}} for n, a in calls]}
+            else:
+                written = render_calls(syntax, calls)
+                joiner = "<|python_tag|>" if syntax == "llama3_json" else "\n"
+                out[index] = {"role": "assistant", "content": f"{content}{joiner}{written}" if content else written}
+        return out
+
+
+def _shown_call(by_real: dict[str, ShownTool], call: dict) -> tuple[str, dict]:
+    function = call.get("function", call)
+    name, arguments = function.get("name"), function.get("arguments") or {}
+    if isinstance(arguments, str):
+        arguments = json.loads(arguments)
+    tool = by_real.get(name)
+    if tool is None:  # not one of the tools: left as it was
+        return name, arguments
+    return tool.shown, {a.shown: [arguments[a.real]] if a.rule else arguments[a.real]
+                        for a in tool.arguments if a.real in arguments}
+
+
+def answer_text(text: str, answer_format: str | None) -> str:
+    """A final answer's ``\\boxed{X}`` written in ``answer_format`` (``final_answer``: moved to a last line).
+
+    >>> answer_text("So \\\\boxed{42}.", "final_answer")
+    'So .\\nFinal answer: 42'
+    """
+    found = _BOXED_INSTRUCTION.findall(text)
+    if answer_format in (None, "boxed") or not found:
+        return text
+    if answer_format == "answer_tag":
+        return _BOXED_INSTRUCTION.sub(lambda m: f"<answer>{m.group(1)}</answer>", text)
+    rest = _BOXED_INSTRUCTION.sub("", text).strip()
+    return f"{rest}\nFinal answer: {found[-1]}" if rest else f"Final answer: {found[-1]}"
+
+
+def make_skin(harness: Harness, tools: Sequence[Callable], check_answer: Callable[[str, Any], bool | None]) -> Skin:
+    """The re-skin of ``tools`` and ``check_answer`` by ``harness`` (checked by :func:`plan`)."""
+    from pte_rl.tools import Toolset
+
+    shown = plan(harness, tools)
+    functions = [shown_function(t, fn, harness.separator) for t, fn in zip(shown, tools, strict=True)]
+    checker = check_answer if harness.answer_format is None else FormattedAnswerChecker(
+        check_answer, harness.answer_format)
+    return Skin(harness, shown, functions, Toolset(functions).schemas, checker)
+
+
 @dataclass
 class ReskinnedEnvironment(Environment):
     """An environment as a harness shows it; pickled as (base environment, harness)."""
@@ -298,25 +375,19 @@ def reskin(env: Environment, harness: Harness) -> ReskinnedEnvironment:
     """``env`` under ``harness``: shown tools calling the real ones, rewritten prompts, the answer
     format's checker. The ``training`` harness gives back the same tools, prompts and checker."""
     base = env.base if isinstance(env, ReskinnedEnvironment) and env.base is not None else env
-    shown = plan(harness, base.tools)
-    tools = [shown_function(t, fn, harness.separator) for t, fn in zip(shown, base.tools, strict=True)]
-    from pte_rl.tools import Toolset
-
-    schemas = Toolset(tools).schemas
+    skin = make_skin(harness, base.tools, base.check_answer)
 
     def rewrite(dataset: Any) -> Any:
         if dataset is None:
             return None
-        prompts = [shown_prompt(harness, p, shown, schemas) for p in dataset["prompt"]]
+        prompts = [skin.prompt(p) for p in dataset["prompt"]]
         if prompts == dataset["prompt"]:
             return dataset
         return dataset.remove_columns("prompt").add_column("prompt", prompts)
 
-    system = shown_prompt(harness, [{"role": "system", "content": base.system_prompt}], shown, schemas)
-    checker = base.check_answer if harness.answer_format is None else FormattedAnswerChecker(
-        base.check_answer, harness.answer_format)
+    system = skin.prompt([{"role": "system", "content": base.system_prompt}])
     return ReskinnedEnvironment(
-        name=base.name, dataset=rewrite(base.dataset), tools=tools, check_answer=checker,
+        name=base.name, dataset=rewrite(base.dataset), tools=skin.tools, check_answer=skin.check_answer,
         eval_dataset=rewrite(base.eval_dataset), system_prompt=system[0]["content"], max_turns=base.max_turns,
         source=base.source, harness=harness, base=base,
     )

@@ -12,6 +12,8 @@ harness it is given from one that learned the training family by heart.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import itertools
 import json
 import string
 from collections.abc import Iterable, Mapping
@@ -227,3 +229,52 @@ def resolve_variants(names: str | Iterable[str]) -> list[Harness]:
             raise InputError(f"harness variant {harness.name!r} is given twice; variant names must be unique")
         seen.add(harness.name)
     return variants
+
+
+@dataclass(frozen=True)
+class HarnessFamily:
+    """The harnesses training draws from: one per GRPO group (``per="group"``) or per rollout.
+
+    A draw is a hash of (seed, step, prompt key[, position]), so every process holding part of a group
+    draws the same harness for it, and a run repeats its draws.
+    """
+
+    members: tuple[Harness, ...]
+    per: str = "group"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise InputError("harness family: expected at least one harness")
+        if self.per not in ("group", "rollout"):
+            raise InputError(f"harness family: per: expected group or rollout, got {self.per!r}")
+        names = [h.name for h in self.members]
+        if len(set(names)) != len(names):
+            raise InputError(f"harness family: harness names must be unique, got {names}")
+
+    def draw(self, key: str, step: int, position: str = "") -> Harness:
+        """The harness of the rollout of prompt ``key`` at ``step`` (``position`` counts with ``per="rollout"``)."""
+        text = f"{self.seed}/{step}/{key}" + (f"/{position}" if self.per == "rollout" else "")
+        digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+        return self.members[int.from_bytes(digest, "big") % len(self.members)]
+
+
+def harness_product(tool_names: Iterable[str] = (), argument_names: Iterable[str] = (),
+                    descriptions: Iterable[str] = (), syntaxes: Iterable[str | None] = ()) -> list[Harness]:
+    """Every combination of the given axes (an empty axis keeps the environment's), named by its parts:
+    tool-name templates, argument-name templates, description templates, call syntaxes.
+
+    >>> [h.name for h in harness_product(tool_names=["{name}", "{name}_tool"], syntaxes=[None, "pythonic"])]
+    ['training', 'syntax=pythonic', 'tools={name}_tool', 'tools={name}_tool+syntax=pythonic']
+    """
+    short = {"tool_name_template": "tools", "argument_name_template": "args", "description_template": "descriptions",
+             "syntax": "syntax"}
+    out = []
+    for tool, argument, description, syntax in itertools.product(
+            list(tool_names) or ["{name}"], list(argument_names) or ["{name}"],
+            list(descriptions) or ["{description}"], list(syntaxes) or [None]):
+        harness = Harness("training", tool_name_template=tool, argument_name_template=argument,
+                          description_template=description, syntax=syntax)
+        parts = [f"{short[key]}={value}" for key, value in harness.describe().items() if key != "name"]
+        out.append(dataclasses.replace(harness, name="+".join(parts) or "training"))
+    return out
