@@ -231,3 +231,11 @@ def test_tiny_path_with_a_bad_harness_exits_2(capsys):
     assert "unknown harness variant 'nosuch'" in capsys.readouterr().err
     assert main(["tiny", "path", "--harnesses", "training_family"]) == 0
     assert "tiny-" in capsys.readouterr().out
+
+
+def test_pte_rl_harness_is_a_command(capsys):
+    from pte_rl.cli import main
+
+    assert main(["harness", "--list"]) == 0
+    assert "heldout_combo" in capsys.readouterr().out
+    assert main(["harness", "--variants", "nosuch", "--compare", "a.jsonl"]) == 2

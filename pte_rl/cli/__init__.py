@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "calibrate",
     "latency_study",
     "latency",
+    "harness",
 )
 
 
