@@ -128,6 +128,9 @@ def test_quotas_and_sample_spread_over_seeds(run_dirs):
     by_arm_seed = [(r.arm, r.seed) for r, _ in picked]
     assert by_arm_seed.count(("pte", 0)) == 2 and by_arm_seed.count(("pte", 1)) == 1
     assert [t.id for _, t in picked] == [t.id for _, t in sample(runs, 3, seed=5)]  # deterministic
+    # The same seed's runs in every arm give the same held-out slots.
+    slots = {(r.arm, r.seed): sorted(str(t.id).rsplit("-", 1)[-1] for q, t in picked if q is r) for r, _ in picked}
+    assert slots[("pte", 0)] == slots[("correctness", 0)] and slots[("pte", 1)] == slots[("correctness", 1)]
 
 
 def test_per_arm_summary_and_change_by_hand(result):

@@ -42,7 +42,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -221,17 +220,20 @@ def quotas(sizes: Sequence[int], total: int) -> list[int]:
 
 
 def sample(runs: Sequence[ArmRun], per_arm: int, seed: int = 0) -> list[tuple[ArmRun, Trajectory]]:
-    """Up to ``per_arm`` trajectories per arm, spread over its seeds (:func:`quotas`), each run's drawn
-    without replacement by a generator seeded with (``seed``, arm, run seed): the same at every call."""
+    """Up to ``per_arm`` trajectories per arm, spread over its seeds (:func:`quotas`): the first of a
+    permutation, seeded with (``seed``, run seed), of the run's trajectories ordered by id. Runs of one
+    seed in different arms hold the same held-out slots (task, sample), so with equal quotas every arm
+    is replayed on the same items and the per-seed comparison is not a comparison of item mixes;
+    the same sample at every call."""
     if per_arm < 1:
         raise InputError(f"--per-arm: expected at least 1 trajectory, got {per_arm}")
     chosen = []
     for arm in sorted({r.arm for r in runs}):
         members = sorted((r for r in runs if r.arm == arm), key=lambda r: r.seed)
         for run, quota in zip(members, quotas([len(r.trajectories) for r in members], per_arm), strict=True):
-            rng = np.random.default_rng([seed, zlib.crc32(arm.encode()), run.seed])
-            picks = np.sort(rng.choice(len(run.trajectories), size=quota, replace=False))
-            chosen += [(run, run.trajectories[int(k)]) for k in picks]
+            ordered = sorted(run.trajectories, key=lambda t: (t.id is None, str(t.id)))
+            order = np.random.default_rng([seed, run.seed]).permutation(len(ordered))
+            chosen += [(run, ordered[int(k)]) for k in np.sort(order[:quota])]
     return chosen
 
 
