@@ -81,13 +81,13 @@ def prepare(model: str | None) -> Setup:
     from pte_rl.rewards import load_preset
     from pte_rl.rollout.env import load_environment
     from pte_rl.tiny.build import build_tiny_policy
-    from pte_rl.tiny.config import TinyConfig
+    from pte_rl.tiny.config import tiny_config
     from pte_rl.training.config import bind, parse_recipe_args
 
     args = parse_recipe_args([], DEFAULT_CONFIG)
     config = bind(args)
     if model is None and config.model_name_or_path == "tiny":
-        model = str(build_tiny_policy(TinyConfig(env=config.env.name), out=config.tiny_dir))
+        model = str(build_tiny_policy(tiny_config(config.env.name), out=config.tiny_dir))
     model_path = model or config.model_name_or_path
     env = load_environment(config.env.name, **config.env.options)
     # A fixed gamma needs no model config (the default's); otherwise gamma comes from the policy's.

@@ -147,10 +147,11 @@ def resolve_policy(config: Any, state: Any) -> str:
     """A local dir or hub name, or the embedded tiny policy (built once, on the main process)."""
     if config.model_name_or_path != "tiny":
         return config.model_name_or_path
-    from pte_rl.tiny.build import TinyConfig, build_tiny_policy
+    from pte_rl.tiny.build import build_tiny_policy
+    from pte_rl.tiny.config import tiny_config
 
     with state.main_process_first():
-        return str(build_tiny_policy(TinyConfig(env=config.env.name), out=config.tiny_dir))
+        return str(build_tiny_policy(tiny_config(config.env.name), out=config.tiny_dir))
 
 
 def model_config(model_path: str, gamma: float | None, where: Where = lambda key: "command line") -> str | None:
@@ -281,9 +282,9 @@ def describe_policy(config: Any, where: Where) -> tuple[str | None, dict]:
 
     name = config.model_name_or_path
     if name == "tiny":
-        from pte_rl.tiny.config import TinyConfig, is_built, tiny_policy_path
+        from pte_rl.tiny.config import is_built, tiny_config, tiny_policy_path
 
-        path = Path(config.tiny_dir) if config.tiny_dir else tiny_policy_path(TinyConfig(env=config.env.name))
+        path = Path(config.tiny_dir) if config.tiny_dir else tiny_policy_path(tiny_config(config.env.name))
         info: dict[str, Any] = {"tiny": str(path), "built": is_built(path)}
         if not info["built"]:
             return None, info

@@ -133,12 +133,13 @@ def test_the_default_config_dry_runs_without_building_the_tiny_policy(tmp_path: 
 
 
 def test_the_facts_config_dry_runs_with_the_tiny_policy_of_facts(tmp_path: Path, monkeypatch, capsys):
-    from pte_rl.tiny.config import TinyConfig, tiny_policy_path
+    from pte_rl.tiny.config import tiny_config, tiny_policy_path
 
     monkeypatch.setenv("PTE_RL_CACHE", str(tmp_path / "cache"))
     config = REPO / "recipes" / "configs" / "facts.yaml"
     resolved, _ = _dry_run(["--config", str(config), "--output_dir", str(tmp_path / "run")], capsys)
-    assert resolved["derived"]["policy"] == {"tiny": str(tiny_policy_path(TinyConfig(env="facts"))), "built": False}
+    # facts' own build settings (TINY_SETTINGS: a copy drill over any tokens)
+    assert resolved["derived"]["policy"] == {"tiny": str(tiny_policy_path(tiny_config("facts"))), "built": False}
     environment = resolved["derived"]["environment"]
     assert environment["tools"] == ["search", "visit"]
     # 850 questions of the `years` kinds in the default world (200 cities), 200 held out

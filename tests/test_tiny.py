@@ -220,6 +220,39 @@ def test_copy_drill_distractors_hold_the_spans_digits(tokenizer):
         TinyConfig(copy_distractor=1.5)
 
 
+def test_copy_drill_of_any_tokens_copies_names_too(tokenizer):
+    """copy_tokens any: about half of the rows copy a span of ordinary tokens (a name), the rest digits as
+    before; digits mode draws exactly as before the option existed."""
+    digits = {tokenizer.convert_tokens_to_ids(c) for c in "0123456789"}
+    operators = {tokenizer.convert_tokens_to_ids(c) for c in "+-*"}
+    ids, labels = copy_drill_batch(tokenizer, 200, 20, torch.Generator().manual_seed(5), tokens="any")
+    names = 0
+    for row, label in zip(ids.tolist(), labels.tolist(), strict=True):
+        copied = [t for t in label if t != -100]
+        start = next(i for i, t in enumerate(label) if t != -100)
+        assert row[start : start + len(copied)] == copied and row[1 : 1 + len(copied)] == copied
+        if not set(copied) & (digits | operators):
+            names += 1
+            assert 1 <= len(copied) <= 6
+    assert 70 < names < 130
+    before, _ = copy_drill_batch(tokenizer, 64, 20, torch.Generator().manual_seed(3), distractor=0.5)
+    again, _ = copy_drill_batch(tokenizer, 64, 20, torch.Generator().manual_seed(3), distractor=0.5, tokens="digits")
+    assert torch.equal(before, again)
+    with pytest.raises(ValueError, match="copy_tokens"):
+        TinyConfig(copy_tokens="letters")
+
+
+def test_an_environment_sets_its_own_build_settings():
+    from pte_rl.tiny.config import settings_hash, settings_record, tiny_config
+
+    assert tiny_config() == TinyConfig() and "copy_tokens" not in settings_record(TinyConfig())
+    facts = tiny_config("facts")
+    assert facts.copy_tokens == "any" and facts.env == "facts"  # facts.TINY_SETTINGS
+    assert settings_record(facts)["copy_tokens"] == "any"
+    assert tiny_config("facts", copy_tokens="digits").copy_tokens == "digits"  # overrides win
+    assert settings_hash(facts) != settings_hash(TinyConfig(env="facts"))
+
+
 def test_copy_drill_teaches_copying(tokenizer):
     """200 drill updates take a fresh model's copy accuracy from chance (~0.1) to well above it."""
     config = TinyConfig(**{**FAST, "hidden_size": 64, "num_layers": 2, "num_heads": 4, "num_kv_heads": 2,

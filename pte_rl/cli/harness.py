@@ -138,10 +138,10 @@ def _model_path(model: str, env: str) -> str:
         if not Path(model, "config.json").is_file():
             raise CLIError(f"MODEL {model}: expected a local model directory with a config.json, or `tiny`")
         return model
-    from pte_rl.tiny.config import TinyConfig, is_built, settings_hash, tiny_policy_path
+    from pte_rl.tiny.config import is_built, settings_hash, tiny_config, tiny_policy_path
     from pte_rl.tiny.shipped import install_shipped
 
-    config = TinyConfig(env=env)
+    config = tiny_config(env)
     path = tiny_policy_path(config)
     if is_built(path) or install_shipped(settings_hash(config), path, lambda m: print(m, file=sys.stderr)):
         return str(path)

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pte_rl.cli import CLIError
     from pte_rl.tiny.build import build_tiny_policy
-    from pte_rl.tiny.config import TinyConfig, tiny_policy_path
+    from pte_rl.tiny.config import tiny_config, tiny_policy_path
 
     overrides = {"env": args.env, "seed": args.seed}
     if args.threads is not None:
@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.harnesses:
         overrides["harnesses"] = tuple(h.strip() for h in args.harnesses.split(",") if h.strip())
     try:
-        config = TinyConfig(**overrides)
+        config = tiny_config(**overrides)
         if config.harnesses:  # an unknown variant or a name collision fails now, not after the copy drill
             from pte_rl.rollout.env import load_environment
             from pte_rl.tiny.data import harness_skins

@@ -37,6 +37,9 @@ SYSTEM_PROMPT = (
 )
 
 MAX_RESULTS = 10
+# The tiny policy's build (pte_rl.tiny.config.tiny_config): its copy drill copies spans of any tokens too,
+# since every question's entity is an invented name of several tokens that the policy must copy into its query.
+TINY_SETTINGS = {"copy_tokens": "any"}
 _ONSETS = ("b", "d", "dr", "f", "g", "k", "kr", "l", "m", "n", "p", "r", "s", "st", "t", "th", "v", "z")
 _VOWELS = ("a", "e", "i", "o", "u", "ae", "ia", "ou")
 _CODAS = ("", "", "n", "r", "l", "s", "th", "m", "nd")
@@ -333,6 +336,7 @@ from pte_rl.envs._facts_scripts import (  # noqa: E402
 
 __all__ = [
     "BEHAVIOURS", "CLASSIC_KINDS", "DEFAULT_MIX", "EFFICIENT", "KIND_SETS", "MAX_RESULTS", "SYSTEM_PROMPT",
+    "TINY_SETTINGS",
     "YEAR_KINDS", "Entity", "build_corpus", "build_questions", "build_world", "classify_behaviour",
     "load_environment", "query", "resolve_kinds", "script", "scripted_trajectories", "split_questions",
 ]

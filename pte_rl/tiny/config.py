@@ -76,6 +76,9 @@ class TinyConfig:
     0.824). A fixed count makes a build the same whatever the machine's load or core count, on one CPU.
     Two (since build version 6) build in ~580 s on a 2-core machine, against ~940 s on one; the build
     slows many times over when other work shares those two cores."""
+    copy_tokens: str = "digits"
+    """What the copy drill copies: ``digits`` (numbers and expressions, as arith's chats do) or ``any``
+    (half of the rows copy spans of ordinary tokens: the names of facts' generated world)."""
     harnesses: tuple[str, ...] = ()
     """Harness variants the scripted chats are shown in, one drawn per chat (built-in names,
     ``training_family`` for every built-in one not held out, or YAML/JSON files; see
@@ -102,6 +105,8 @@ class TinyConfig:
             )
         if not 1 <= self.copy_min_digits <= 6:
             raise ValueError(f"TinyConfig.copy_min_digits: expected 1 to 6, got {self.copy_min_digits!r}")
+        if self.copy_tokens not in ("digits", "any"):
+            raise ValueError(f"TinyConfig.copy_tokens: expected digits or any, got {self.copy_tokens!r}")
         if isinstance(self.harnesses, str) or not all(isinstance(h, str) for h in self.harnesses):
             raise ValueError(f"TinyConfig.harnesses: expected a tuple of variant names, got {self.harnesses!r}")
         if self.copy_steps < 0:
@@ -114,18 +119,37 @@ class TinyConfig:
             )
 
 
+def tiny_config(env: str = "arith", **overrides: Any) -> TinyConfig:
+    """The build settings of ``env``'s tiny policy: the defaults, then the environment module's
+    ``TINY_SETTINGS`` (a mapping of :class:`TinyConfig` fields, e.g. facts' ``copy_tokens: any``), then
+    ``overrides``."""
+    from pte_rl.rollout.env import load_module
+
+    settings = dict(getattr(load_module(env), "TINY_SETTINGS", None) or {})
+    unknown = sorted(set(settings) - set(TinyConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"{env}: TINY_SETTINGS: unknown field(s) {unknown} of TinyConfig")
+    return TinyConfig(env=env, **{**settings, **overrides})
+
+
 def cache_root() -> Path:
     """``$PTE_RL_CACHE``, else ``~/.cache/pte_rl``."""
     configured = os.environ.get(CACHE_VARIABLE)
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "pte_rl"
 
 
+# Settings added after builds were made: at these values they are left out of the key and the record,
+# so that every earlier build keeps both.
+LATER_SETTINGS = {"harnesses": (), "copy_tokens": "digits"}
+
+
 def settings_record(config: TinyConfig) -> dict:
-    """The settings as hashed and recorded in a build: every field, except ``harnesses`` when it is empty
-    (so that every build made before that setting existed keeps its key and its record)."""
+    """The settings as hashed and recorded in a build: every field, except those of
+    :data:`LATER_SETTINGS` at their value from before they existed."""
     settings = asdict(config)
-    if not settings["harnesses"]:
-        del settings["harnesses"]
+    for name, value in LATER_SETTINGS.items():
+        if getattr(config, name) == value:
+            del settings[name]
     return settings
 
 

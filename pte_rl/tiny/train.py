@@ -87,7 +87,7 @@ def batches_by_tokens(lengths: list[int], token_budget: int, max_rows: int) -> l
 
 
 def copy_drill_batch(tokenizer: Any, rows: int, max_gap: int, generator: Any,
-                     min_digits: int = 1, distractor: float = 0.0) -> tuple[Any, Any]:
+                     min_digits: int = 1, distractor: float = 0.0, tokens: str = "digits") -> tuple[Any, Any]:
     """One batch of the copy drill: (input ids, labels with -100 outside the copies).
 
     Each row is ``token, span, filler, span``: ``span`` is ``min_digits``-6 random digits, or (with
@@ -97,6 +97,10 @@ def copy_drill_batch(tokenizer: Any, rows: int, max_gap: int, generator: Any,
     span``: the decoy holds the span's digits shuffled (an operator in the middle half of the time), the
     near filler 1-8 tokens, so the copy must come from the latest number, not from an earlier one
     with the same digits (``16*28`` before ``448``).
+
+    With ``tokens="any"``, half of the rows (drawn first) copy a span of 1-6 random ordinary tokens
+    instead (what a policy copies from a name: ``Viatatour`` is several tokens of letters), its decoy
+    the same tokens shuffled; ``"digits"`` draws exactly as before the option existed.
     """
     import torch
 
@@ -110,6 +114,15 @@ def copy_drill_batch(tokenizer: Any, rows: int, max_gap: int, generator: Any,
 
     sequences = []
     for _ in range(rows):
+        if tokens == "any" and torch.rand((), generator=generator) < 0.5:  # a name: ordinary tokens
+            span = pick(ordinary, int(torch.randint(1, 7, (), generator=generator)))
+            gap = pick(ordinary, int(torch.randint(3, max(4, max_gap + 1), (), generator=generator)))
+            head = pick(ordinary, 1)
+            if distractor and torch.rand((), generator=generator) < distractor and len(span) > 1:
+                head += [span[i] for i in torch.randperm(len(span), generator=generator).tolist()]
+                head += pick(ordinary, int(torch.randint(1, 9, (), generator=generator)))
+            sequences.append((head + span + gap, span))
+            continue
         span = pick(digits, int(torch.randint(min_digits, 7, (), generator=generator)))
         if torch.rand((), generator=generator) < 0.5 and len(span) > 1:  # an expression: number, operator, number
             span = span[: max(1, len(span) // 2)] + pick(operators, 1) + span[max(1, len(span) // 2) :]
@@ -155,7 +168,7 @@ def copy_drill(model: Any, tokenizer: Any, config: TinyConfig, log: Callable[[st
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * min(1.0, (step + 1) / config.warmup_steps)
         ids, labels = copy_drill_batch(tokenizer, config.copy_batch_size, config.copy_max_gap, generator,
-                                       config.copy_min_digits, config.copy_distractor)
+                                       config.copy_min_digits, config.copy_distractor, config.copy_tokens)
         logits = model(input_ids=ids).logits[:, :-1]
         targets = labels[:, 1:]
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
