@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -29,16 +28,14 @@ OVERHEADS = ("delta_accuracy", "delta_pte_pct", "delta_generated_pct", "delta_pt
 
 
 def stats(values: list[float]) -> dict:
-    """Mean, sample std, n and the 95% Student-t half-width of ``values`` (None entries dropped)."""
-    from pte_rl.studies.seed_stats import t975
+    """Mean, sample std, n and the 95% Student-t half-width of ``values`` (pte_rl.studies.seed_stats)."""
+    from pte_rl.studies.seed_stats import interval
+    from pte_rl.studies.seed_stats import stats as seed_stats
 
-    xs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    if not xs:
-        return {"mean": None, "std": None, "n": 0, "ci": None}
-    mean = sum(xs) / len(xs)
-    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-    half = t975(len(xs) - 1) * std / math.sqrt(len(xs)) if len(xs) > 1 else None
-    return {"mean": mean, "std": std, "n": len(xs), "ci": half}
+    summary, bounds = seed_stats(values), interval(values)
+    half = None if bounds["high"] is None or bounds["mean"] is None else bounds["high"] - bounds["mean"]
+    return {"mean": summary["mean"], "std": summary["std"] if summary["n"] > 1 else (0.0 if summary["n"] else None),
+            "n": summary["n"], "ci": half}
 
 
 def load_arm(pattern: str) -> list[dict]:
