@@ -106,7 +106,9 @@ class HarnessConfig:
         names = [n for v in self.variants for n in (TRAINING_FAMILY if v == "training_family" else [v])]
         members = resolve_variants(names) if names else []
         if self.tool_names or self.argument_names or self.descriptions or self.syntaxes:
-            fields = lambda h: json.dumps({k: v for k, v in h.describe().items() if k != "name"}, sort_keys=True)  # noqa: E731
+            def fields(harness: Any) -> str:  # what a harness shows, without its name
+                return json.dumps({k: v for k, v in harness.describe().items() if k != "name"}, sort_keys=True)
+
             listed = {fields(h) for h in members}
             members += [h for h in harness_product(self.tool_names, self.argument_names, self.descriptions,
                                                    self.syntaxes) if fields(h) not in listed]
