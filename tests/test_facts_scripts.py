@@ -76,6 +76,39 @@ def test_the_first_search_result_is_the_needed_page_for_every_years_question():
             assert answer in hit.snippet
 
 
+def test_a_query_holds_the_name_in_the_same_tokens_as_the_question(records):
+    """The policy copies an invented name token by token: its query must hold the name's tokens exactly
+    as the question does (a byte-level BPE splits " Valmora" and "Valmora" differently)."""
+    from transformers import AutoTokenizer
+
+    from pte_rl.pricing.trajectory import renderable
+    from pte_rl.tiny.shipped import SHIPPED_DIR
+
+    tokenizer = AutoTokenizer.from_pretrained(SHIPPED_DIR)  # a byte-level BPE with Qwen2's pre-tokenizer
+
+    def contains(haystack: list[int], needle: list[int]) -> int:
+        return sum(haystack[i : i + len(needle)] == needle for i in range(len(haystack) - len(needle) + 1))
+
+    checked = 0
+    for record in records[:60]:
+        messages = renderable(record["messages"])
+        question = tokenizer(messages[1]["content"], add_special_tokens=False)["input_ids"]
+        for index, message in enumerate(messages):
+            searches = [c for c in message.get("tool_calls") or [] if c["function"]["name"] == "search"]
+            if message["role"] != "assistant" or not searches:
+                continue
+            before = tokenizer.apply_chat_template(messages[:index], add_generation_prompt=True, tokenize=False)
+            upto = tokenizer.apply_chat_template(messages[: index + 1], tokenize=False)
+            turn = tokenizer(upto[len(before):], add_special_tokens=False)["input_ids"]  # the turn, as generated
+            for call in searches:
+                name = call["function"]["arguments"]["query"].split(" ", 1)[1]
+                tokens = tokenizer(" " + name, add_special_tokens=False)["input_ids"]
+                assert contains(question, tokens) == 1, (messages[1]["content"], name)
+                assert contains(turn, tokens) >= 1, upto[len(before):]
+                checked += 1
+    assert checked >= 60
+
+
 def test_the_naive_penalties_cannot_see_wide_and_serial_but_the_context_grows():
     env_tools = {fn.__name__: fn for fn in load_environment("facts", n_cities=40, n_eval=40).tools}
     world = facts.build_world(0, 40)
