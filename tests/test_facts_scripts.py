@@ -45,14 +45,30 @@ def test_every_scripted_path_is_answered_correctly_and_labelled_as_scripted(reco
     for record in records:
         assert env.check_answer(record["messages"][-1]["content"], record["ground_truth"]), record
         assert facts.classify_behaviour(record["messages"]) == record["behaviour"]
-    held_out = set(env.eval_dataset["task_id"])
-    assert not held_out & {r["task_id"] for r in records}
+        first_results = next(m["content"] for m in record["messages"] if m["role"] == "tool")
+        assert record["ground_truth"].split(" and ")[0] in first_results  # the answer is in what it read
+    # every chat is about a fresh world: none is the environment's, and none repeats a question
+    assert all(r["world_seed"] >= facts.FRESH_WORLD_BASE for r in records)
+    assert len({r["world_seed"] for r in records}) == 300 // facts.CHATS_PER_WORLD
+    assert len({(r["world_seed"], r["task_id"]) for r in records}) > 0.9 * len(records)
+
+
+def test_environment_worlds_script_the_training_questions_of_world_0():
+    env = load_environment("facts", n_cities=40, n_eval=40, kinds="years")
+    records = facts.scripted_trajectories(0, 200, n_cities=40, n_eval=40, worlds="environment")
+    assert {r["world_seed"] for r in records} == {0}
+    assert {r["task_id"] for r in records} <= set(env.dataset["task_id"])
+    with pytest.raises(ValueError, match="worlds: expected one of"):
+        facts.scripted_trajectories(0, 3, n_cities=20, n_eval=10, worlds="mine")
 
 
 def test_scripted_chats_hold_what_the_environments_tools_return(records):
-    env = load_environment("facts", n_cities=40, n_eval=40, kinds="years")
-    tools = {fn.__name__: fn for fn in env.tools}
+    envs: dict[int, dict] = {}
     for record in records[:60]:
+        if record["world_seed"] not in envs:
+            env = load_environment("facts", seed=record["world_seed"], n_cities=40, n_eval=40, kinds="years")
+            envs[record["world_seed"]] = {fn.__name__: fn for fn in env.tools}
+        tools = envs[record["world_seed"]]
         messages = record["messages"]
         calls = {c["id"]: c["function"] for m in messages if m["role"] == "assistant"
                  for c in m.get("tool_calls") or []}

@@ -103,6 +103,17 @@ def _mix(mix: Mapping[str, float] | None) -> dict[str, float]:
     return {b: float(mix.get(b, 0.0)) for b in BEHAVIOURS}
 
 
+WORLDS = ("fresh", "environment")
+CHATS_PER_WORLD = 20
+FRESH_WORLD_BASE = 1_000_000
+
+
+def fresh_world_seed(seed: int, index: int) -> int:
+    """The world seed of the ``index``-th fresh world of scripted seed ``seed``: far from the environment
+    seeds anyone trains on (0, 1, ...), so that a warm start never sees the world it is evaluated on."""
+    return FRESH_WORLD_BASE + 10_000 * seed + index
+
+
 def scripted_trajectories(
     seed: int,
     n: int,
@@ -114,35 +125,52 @@ def scripted_trajectories(
     visit_budget: int = 1500,
     snippet_chars: int = 160,
     kinds: str | list[str] = "years",
+    worlds: str = "fresh",
 ) -> list[dict]:
-    """``n`` labelled chats on training questions of the world of environment seed 0 (the world the
-    environment's defaults build), behaviours drawn from ``mix`` (renormalised per question over the
-    behaviours it allows); ``seed`` draws the questions and behaviours. The options are those of
-    :func:`facts.load_environment` that shape what a chat holds; none of the questions is held out.
+    """``n`` labelled chats, behaviours drawn from ``mix`` (renormalised per question over the behaviours
+    it allows); ``seed`` draws the worlds, questions and behaviours. The options are those of
+    :func:`facts.load_environment` that shape what a chat holds.
 
-    Each record: ``{"messages", "behaviour", "task_id", "kind", "ground_truth"}``.
+    ``worlds``: ``fresh`` (default) asks every question in a world of its own making,
+    :data:`CHATS_PER_WORLD` chats per world (world seeds :func:`fresh_world_seed`, never an environment's
+    own), so no name or year recurs and a warm start learns to copy them from the question and the tool
+    results; ``environment`` asks the training questions of the world of environment seed 0 (the
+    world the environment's defaults build), which a small policy learns by heart instead: built that
+    way, the tiny policy boxed invented years on held-out questions (0.001 accurate, docs/environments.md).
+
+    Each record: ``{"messages", "behaviour", "task_id", "kind", "ground_truth", "world_seed"}``; a
+    record's tool outputs are those of ``load_environment(seed=record["world_seed"], ...)``'s tools.
     """
     weights = _mix(mix)
-    world = facts.build_world(0, n_cities)
-    corpus = facts.Corpus(facts.build_corpus(world, 0, page_words))
-    search, visit = facts.make_search_tools(corpus, snippet_chars=snippet_chars, visit_budget=visit_budget,
-                                            max_results=facts.MAX_RESULTS)
-    tools = {"search": search, "visit": visit}
-    _, train = facts.split_questions(world, 0, kinds, n_eval, None, None)
-    pool = [q for q in train if q["hops"] == 1]
-    if not pool:
-        raise ValueError(f"kinds {kinds!r}: no one-hop training question to script")
+    if worlds not in WORLDS:
+        raise ValueError(f"worlds: expected one of {WORLDS}, got {worlds!r}")
     rng = random.Random(f"facts/scripted/{seed}")
-    records = []
-    for _ in range(n):
-        question = rng.choice(pool)
-        allowed = [b for b in (TWO_LOOKUPS if len(question["entities"]) == 2 else ONE_LOOKUP) if weights[b] > 0]
-        if not allowed:
-            raise ValueError(f"mix {weights} allows no behaviour for {question['kind']} questions")
-        behaviour = rng.choices(allowed, [weights[b] for b in allowed])[0]
-        records.append({"messages": script(question, behaviour, tools), "behaviour": behaviour,
-                        "task_id": question["task_id"], "kind": question["kind"],
-                        "ground_truth": question["answer"]})
+    records: list[dict] = []
+    world_index = 0
+    while len(records) < n:
+        world_seed = 0 if worlds == "environment" else fresh_world_seed(seed, world_index)
+        world_index += 1
+        world = facts.build_world(world_seed, n_cities)
+        corpus = facts.Corpus(facts.build_corpus(world, world_seed, page_words))
+        search, visit = facts.make_search_tools(corpus, snippet_chars=snippet_chars, visit_budget=visit_budget,
+                                                max_results=facts.MAX_RESULTS)
+        tools = {"search": search, "visit": visit}
+        if worlds == "environment":
+            _, pool = facts.split_questions(world, 0, kinds, n_eval, None, None)
+        else:
+            pool = facts.build_questions(world, kinds)
+        pool = [q for q in pool if q["hops"] == 1]
+        if not pool:
+            raise ValueError(f"kinds {kinds!r}: no one-hop training question to script")
+        for _ in range(n - len(records) if worlds == "environment" else min(CHATS_PER_WORLD, n - len(records))):
+            question = rng.choice(pool)
+            allowed = [b for b in (TWO_LOOKUPS if len(question["entities"]) == 2 else ONE_LOOKUP) if weights[b] > 0]
+            if not allowed:
+                raise ValueError(f"mix {weights} allows no behaviour for {question['kind']} questions")
+            behaviour = rng.choices(allowed, [weights[b] for b in allowed])[0]
+            records.append({"messages": script(question, behaviour, tools), "behaviour": behaviour,
+                            "task_id": question["task_id"], "kind": question["kind"],
+                            "ground_truth": question["answer"], "world_seed": world_seed})
     return records
 
 

@@ -38,8 +38,10 @@ SYSTEM_PROMPT = (
 
 MAX_RESULTS = 10
 # The tiny policy's build (pte_rl.tiny.config.tiny_config): its copy drill copies spans of any tokens too,
-# since every question's entity is an invented name of several tokens that the policy must copy into its query.
-TINY_SETTINGS = {"copy_tokens": "any"}
+# since every question's entity is an invented name of several tokens that the policy must copy into its
+# query; and its warm start holds twice arith's chats, each about a fresh world (see scripted_trajectories),
+# so that it learns to copy names and years rather than recall them.
+TINY_SETTINGS = {"copy_tokens": "any", "sft_examples": 6000}
 _ONSETS = ("b", "d", "dr", "f", "g", "k", "kr", "l", "m", "n", "p", "r", "s", "st", "t", "th", "v", "z")
 _VOWELS = ("a", "e", "i", "o", "u", "ae", "ia", "ou")
 _CODAS = ("", "", "n", "r", "l", "s", "th", "m", "nd")
@@ -326,8 +328,11 @@ def _mixed(questions: list[dict], two_hop_fraction: float) -> list[dict]:
 # policy's build finds them in the environment, and its cache key covers their source).
 from pte_rl.envs._facts_scripts import (  # noqa: E402
     BEHAVIOURS,
+    CHATS_PER_WORLD,
     DEFAULT_MIX,
     EFFICIENT,
+    FRESH_WORLD_BASE,
+    WORLDS,
     classify_behaviour,
     query,
     script,
@@ -335,8 +340,8 @@ from pte_rl.envs._facts_scripts import (  # noqa: E402
 )
 
 __all__ = [
-    "BEHAVIOURS", "CLASSIC_KINDS", "DEFAULT_MIX", "EFFICIENT", "KIND_SETS", "MAX_RESULTS", "SYSTEM_PROMPT",
-    "TINY_SETTINGS",
-    "YEAR_KINDS", "Entity", "build_corpus", "build_questions", "build_world", "classify_behaviour",
-    "load_environment", "query", "resolve_kinds", "script", "scripted_trajectories", "split_questions",
+    "BEHAVIOURS", "CHATS_PER_WORLD", "CLASSIC_KINDS", "DEFAULT_MIX", "EFFICIENT", "FRESH_WORLD_BASE", "KIND_SETS",
+    "MAX_RESULTS", "SYSTEM_PROMPT", "TINY_SETTINGS", "WORLDS", "YEAR_KINDS", "Entity", "build_corpus",
+    "build_questions", "build_world", "classify_behaviour", "load_environment", "query", "resolve_kinds", "script",
+    "scripted_trajectories", "split_questions",
 ]
