@@ -11,7 +11,13 @@ trajectories (a ``pte-rl rollout --env facts`` output, or a run's ``eval/traject
 - year copies: the share of answers whose every year appears in the episode's tool results
   (copied, right or wrong), and accuracy among episodes whose searches all named an entity exactly.
 
-    .venv/bin/python benchmarks/facts_copies.py TRAJECTORIES.jsonl [--seed 0] [--kinds years] [--out FILE.json]
+With ``--model DIR`` it also probes the policy teacher-forced on fresh scripted chats (worlds it has
+not seen, ``--probe-chats`` of them): the share of tokens it predicts right (argmax) in the names of
+its search queries and in the years of its answers, per behaviour (the first digit of a year is
+nearly always 1; a policy that copies is near 1.0, one that guesses the digits near 0.4).
+
+    .venv/bin/python benchmarks/facts_copies.py TRAJECTORIES.jsonl [--seed 0] [--kinds years] [--model DIR]
+        [--probe-chats 240] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -78,7 +84,8 @@ def tally(path: Path, seed: int, kinds: str) -> dict:
                     named += 1
                     episode_named += 1
                     doc = facts.Entity("city", name).doc_id.split("-", 1)[1]
-                    results = next((m.get("content") or "" for m in messages[index + 1:] if m.get("role") == "tool"), "")
+                    results = next((m.get("content") or "" for m in messages[index + 1:]
+                                    if m.get("role") == "tool"), "")
                     first_hit += bool(re.match(rf"\[1\] id: [a-z]+-{re.escape(doc)} ", results))
         if episode_searches and episode_named == episode_searches:
             all_named += 1
@@ -105,14 +112,55 @@ def tally(path: Path, seed: int, kinds: str) -> dict:
     }
 
 
+def probe(model_dir: Path, chats: int, kinds: str) -> dict:
+    """Teacher-forced argmax accuracy on the names in search queries and the years in answers of
+    ``chats`` scripted chats about fresh worlds (scripted seed 7: not the build's own seed 0)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pte_rl.envs import facts
+    from pte_rl.pricing.trajectory import renderable
+    from pte_rl.rollout.env import load_environment
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    schemas = load_environment("facts", kinds=kinds).tool_schemas()
+    hits: dict = {}
+
+    def count(label: str, right: bool) -> None:
+        done, total = hits.get(label, (0, 0))
+        hits[label] = (done + right, total + 1)
+
+    for record in facts.scripted_trajectories(7, chats, kinds=kinds):
+        text = tokenizer.apply_chat_template(renderable(record["messages"]), tools=schemas, tokenize=False)
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = torch.tensor([encoded["input_ids"]])
+        with torch.no_grad():
+            predicted = model(input_ids=ids).logits[0].argmax(-1)
+        spans = []
+        start = text.rfind("\\boxed{") + len("\\boxed{")
+        spans.append((start, text.find("}", start), f"answer:{record['behaviour']}"))
+        for match in re.finditer(r'"query": "[a-z]+( [^"]*)"', text):
+            spans.append((match.start(1), match.end(1), "query name"))
+        for begin, end, label in spans:
+            for index, (a, b) in enumerate(encoded["offset_mapping"]):
+                if index and a >= begin and b <= end and b > a:
+                    count(label, bool(predicted[index - 1] == ids[0, index]))
+    return {label: {"accuracy": done / total, "tokens": total} for label, (done, total) in sorted(hits.items())}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trajectories", type=Path)
     parser.add_argument("--seed", type=int, default=0, help="environment seed the trajectories come from")
     parser.add_argument("--kinds", default="years")
+    parser.add_argument("--model", type=Path, help="policy directory to probe teacher-forced")
+    parser.add_argument("--probe-chats", type=int, default=240)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     result = tally(args.trajectories, args.seed, args.kinds)
+    if args.model:
+        result["teacher_forced"] = probe(args.model, args.probe_chats, args.kinds)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
