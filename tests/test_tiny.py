@@ -248,6 +248,7 @@ def test_an_environment_sets_its_own_build_settings():
     assert tiny_config() == TinyConfig() and "copy_tokens" not in settings_record(TinyConfig())
     facts = tiny_config("facts")
     assert facts.copy_tokens == "any" and facts.env == "facts"  # facts.TINY_SETTINGS
+    assert (facts.sft_examples, facts.sft_steps) == (6000, 8000)
     assert settings_record(facts)["copy_tokens"] == "any"
     assert tiny_config("facts", copy_tokens="digits").copy_tokens == "digits"  # overrides win
     assert settings_hash(facts) != settings_hash(TinyConfig(env="facts"))
