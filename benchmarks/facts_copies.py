@@ -140,8 +140,10 @@ def probe(model_dir: Path, chats: int, kinds: str) -> dict:
         spans = []
         start = text.rfind("\\boxed{") + len("\\boxed{")
         spans.append((start, text.find("}", start), f"answer:{record['behaviour']}"))
-        for match in re.finditer(r'"query": "[a-z]+( [^"]*)"', text):
-            spans.append((match.start(1), match.end(1), "query name"))
+        for order, match in enumerate(re.finditer(r'"query": "[a-z]+( [^"]*)"', text)):
+            which = "" if record["kind"] != "pair-founded" else \
+                (" (pair, first)" if order % 2 == 0 else " (pair, second)")
+            spans.append((match.start(1), match.end(1), "query name" + which))
         for begin, end, label in spans:
             for index, (a, b) in enumerate(encoded["offset_mapping"]):
                 if index and a >= begin and b <= end and b > a:
