@@ -6,8 +6,9 @@ trajectories (a ``pte-rl rollout --env facts`` output, or a run's ``eval/traject
 
 - behaviour shares and accuracy per behaviour (``facts.classify_behaviour``);
 - name copies: the share of search calls whose query names one of the question's entities exactly
-  (the fact word removed from either end, so both query orders count), and of those, how many
-  searches put the needed page first;
+  (the fact word removed from either end, so both query orders count, and a pair's ``and``), of
+  those that got results, how many put the needed page first, and on pairs, the share of first and second
+  searches that name the question's first and second entity;
 - year copies: the share of answers whose every year appears in the episode's tool results
   (copied, right or wrong), and accuracy among episodes whose searches all named an entity exactly.
 
@@ -46,12 +47,14 @@ def _arguments(call: dict) -> dict | None:
 
 
 def query_name(query: str) -> str:
-    """The query without its fact word (at either end)."""
+    """The query without its fact word (at either end) and the ``and`` of a pair's second query."""
     words = query.split()
     if words and words[0] in WORDS:
         words = words[1:]
     elif words and words[-1] in WORDS:
         words = words[:-1]
+    if words[:1] == ["and"]:
+        words = words[1:]
     return " ".join(words)
 
 
@@ -63,8 +66,9 @@ def tally(path: Path, seed: int, kinds: str) -> dict:
     entities = {q["task_id"]: [name for _, name in q["entities"]] for q in facts.build_questions(world, kinds)}
     behaviours: Counter = Counter()
     correct_by: Counter = Counter()
-    searches = named = first_hit = answers = years_copied = 0
+    searches = named = answered = first_hit = answers = years_copied = 0
     all_named = all_named_correct = 0
+    pair_named: Counter = Counter()  # (position in the question, copied) over the searches of pair episodes
     for _, record in read_jsonl(path):
         messages = record["messages"]
         behaviour = facts.classify_behaviour(messages)
@@ -72,6 +76,7 @@ def tally(path: Path, seed: int, kinds: str) -> dict:
         correct_by[behaviour] += bool(record.get("correct"))
         names = entities.get(record.get("task_id"), [])
         episode_named = episode_searches = 0
+        order = 0
         for index, message in enumerate(messages):
             for call in message.get("tool_calls") or []:
                 arguments = _arguments(call)
@@ -80,12 +85,16 @@ def tally(path: Path, seed: int, kinds: str) -> dict:
                 searches += 1
                 episode_searches += 1
                 name = query_name(str(arguments.get("query", "")))
+                if len(names) == 2 and order < 2:
+                    pair_named[("first", "second")[order], name == names[order]] += 1
+                order += 1
                 if name in names:
                     named += 1
                     episode_named += 1
                     doc = facts.Entity("city", name).doc_id.split("-", 1)[1]
-                    results = next((m.get("content") or "" for m in messages[index + 1:]
-                                    if m.get("role") == "tool"), "")
+                    results = next((m.get("content") or "" for m in messages[index + 1:]  # this call's result
+                                    if m.get("role") == "tool" and m.get("tool_call_id") in (None, call.get("id"))), "")
+                    answered += bool(results)  # none when the budget stopped the episode before the results
                     first_hit += bool(re.match(rf"\[1\] id: [a-z]+-{re.escape(doc)} ", results))
         if episode_searches and episode_named == episode_searches:
             all_named += 1
@@ -104,7 +113,9 @@ def tally(path: Path, seed: int, kinds: str) -> dict:
         "behaviours": {b: {"share": c / n, "accuracy": correct_by[b] / c} for b, c in behaviours.most_common()},
         "searches": searches,
         "name_copied": named / max(searches, 1),
-        "needed_page_first_when_named": first_hit / max(named, 1),
+        "needed_page_first_when_named": first_hit / max(answered, 1),
+        "pair_names_copied": {which: pair_named[which, True] / max(pair_named[which, True] + pair_named[which, False],
+                                                                   1) for which in ("first", "second")},
         "answers_boxed": answers,
         "answer_years_from_tool_results": years_copied / max(answers, 1),
         "episodes_all_searches_named": all_named,
@@ -140,7 +151,7 @@ def probe(model_dir: Path, chats: int, kinds: str) -> dict:
         spans = []
         start = text.rfind("\\boxed{") + len("\\boxed{")
         spans.append((start, text.find("}", start), f"answer:{record['behaviour']}"))
-        for order, match in enumerate(re.finditer(r'"query": "[a-z]+( [^"]*)"', text)):
+        for order, match in enumerate(re.finditer(r'"query": "[a-z]+(?: and)?( [^"]*)"', text)):
             which = "" if record["kind"] != "pair-founded" else \
                 (" (pair, first)" if order % 2 == 0 else " (pair, second)")
             spans.append((match.start(1), match.end(1), "query name" + which))

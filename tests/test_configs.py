@@ -208,3 +208,34 @@ def test_credit_takes_trajectory_or_turn():
     assert config.credit == "turn" and bind(parse_recipe_args([], DEFAULT)).credit == "trajectory"
     with pytest.raises(RecipeConfigError, match=r"command line.*'credit': expected trajectory or turn, got 'token'"):
         bind(parse_recipe_args(["--credit", "token"], DEFAULT))
+
+
+TINY_CONFIGS = [p for p in RECIPE_CONFIGS if yaml.safe_load(p.read_text())["model_name_or_path"] == "tiny"]
+
+
+@pytest.mark.parametrize("path", TINY_CONFIGS, ids=lambda p: p.name)
+def test_every_scripted_path_fits_the_completion_budget_of_its_config(path: Path):
+    """Every behaviour the tiny policy is built on must fit ``max_completion_length`` (tool results
+    count, as in TRL): a path cut short by the budget fails whatever the policy does, and is also the
+    cheapest path, so an efficiency penalty would teach the policy to take it. Counted with the
+    tokenizer the build trains (a function of the settings: no build needed)."""
+    from pte_rl.tiny.build import build_tokenizer, renderable
+    from pte_rl.tiny.config import tiny_config
+    from pte_rl.tiny.data import environment_module
+
+    data = yaml.safe_load(path.read_text())
+    config = tiny_config(data["env"]["name"])
+    tokenizer = build_tokenizer(config)
+    module = environment_module(config.env)
+    longest: dict[str, int] = {}
+    for record in module.scripted_trajectories(0, 150, **(data["env"].get("options") or {})):
+        messages = renderable(record["messages"])
+        prompt = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        before = tokenizer.apply_chat_template(messages[:prompt], add_generation_prompt=True, tokenize=False)
+        completion = tokenizer.apply_chat_template(messages, tokenize=False)[len(before):]
+        tokens = len(tokenizer(completion, add_special_tokens=False)["input_ids"])
+        key = f"{record.get('kind', '')}/{record['behaviour']}"
+        longest[key] = max(longest.get(key, 0), tokens)
+    assert len({key.split("/")[1] for key in longest}) >= 3, longest
+    over = {key: tokens for key, tokens in longest.items() if tokens > data["max_completion_length"]}
+    assert not over, f"{path.name}: max_completion_length {data['max_completion_length']} is too short for {over}"

@@ -42,15 +42,22 @@ _QUERY_WORD = {"city": "founded", "person": "born", "invention": "invented", "co
                "country": "capital"}
 
 
-def query(kind: str, name: str) -> str:
+def query(kind: str, name: str, second: bool = False) -> str:
     """The scripted search query for an entity's page: the word its fact sentence holds, then its name
-    (BM25 ranks the entity's own page first for every question of the ``years`` kinds).
+    (BM25 ranks the entity's own page first for every question of the ``years`` kinds); for the second
+    name of a two-look-up question, the word, ``and``, then the name (``founded and Tekaen``).
 
     The word comes first so that the name follows a space, as it does in the question: a byte-level
     BPE splits ``" Valmora"`` and ``"Valmora"`` (after the JSON quote) into different tokens, and a
     policy that must copy a name it has never seen copies token by token. Name-first queries (build
-    version 6) left the tiny policy to re-tokenise every name, and it copied 1 name in 926 searches."""
-    return f"{_QUERY_WORD[kind]} {name}"
+    version 6) left the tiny policy to re-tokenise every name, and it copied 1 name in 926 searches.
+
+    ``and`` is the word before the second name in the question (``the cities of Viatatour and Tekaen``):
+    it points a small policy at the name to copy, as the previous token does for any copy by induction.
+    Without it the tiny policy got 5% of the second names of pairs right, against 99% of the first ones
+    (build ``7a0ee274e14c``). The search drops ``and`` (an English stop word): the results are those of
+    ``founded Tekaen``."""
+    return f"{_QUERY_WORD[kind]} {'and ' if second else ''}{name}"
 
 
 def _call(name: str, arguments: dict, index: int) -> dict:
@@ -70,7 +77,7 @@ def script(question: dict, behaviour: str, tools: Mapping[str, Any]) -> list[dic
     """The chat (OpenAI-style messages, tool-call arguments as JSON strings) of one behaviour on one
     question (a :func:`facts.build_questions` record); ``tools`` maps ``search``/``visit`` to the
     environment's tools, whose outputs the chat holds."""
-    lookups = [query(kind, name) for kind, name in question["entities"]]
+    lookups = [query(kind, name, second=index == 1) for index, (kind, name) in enumerate(question["entities"])]
     allowed = TWO_LOOKUPS if len(lookups) == 2 else ONE_LOOKUP
     if question["hops"] != 1 or len(lookups) not in (1, 2):
         raise ValueError(f"question {question['task_id']}: only one-hop questions (one or two independent "

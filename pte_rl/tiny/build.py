@@ -36,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pte_rl.pricing.trajectory import renderable
 from pte_rl.tiny.config import (
@@ -67,9 +68,9 @@ from pte_rl.tiny.train import (
 
 __all__ = [  # the names callers imported from here before the split, kept importable
     "BUILD_INFO", "BUILD_VERSION", "CACHE_VARIABLE", "LOSS_MODES", "QWEN2_SPLIT", "SPECIAL_TOKENS", "TOOL_TOKENS",
-    "TinyConfig", "batches_by_tokens", "build_tiny_policy", "cache_root", "common_prefix_length", "copy_drill",
-    "copy_drill_batch", "encode", "environment_module", "is_built", "make_model", "renderable", "scripted_texts",
-    "settings_hash", "supervised_warm_start", "tiny_policy_path", "token_losses", "train_tokenizer",
+    "TinyConfig", "batches_by_tokens", "build_tiny_policy", "build_tokenizer", "cache_root", "common_prefix_length",
+    "copy_drill", "copy_drill_batch", "encode", "environment_module", "is_built", "make_model", "renderable",
+    "scripted_texts", "settings_hash", "supervised_warm_start", "tiny_policy_path", "token_losses", "train_tokenizer",
 ]
 
 
@@ -112,6 +113,21 @@ def build_tiny_policy(
         torch.set_num_threads(previous_threads)
 
 
+def build_tokenizer(config: TinyConfig, env: Any = None) -> Any:
+    """The tokenizer a build of ``config`` trains, before any weight: a function of the settings alone,
+    so a check of token counts (what a shipped config's completion budget must hold) needs no build.
+    ``env``: the environment the build loads (loaded from ``config`` when omitted)."""
+    from pte_rl.rollout.env import load_environment
+
+    if env is None:
+        env = load_environment(config.env, **{k: v for k, v in config.env_options.items()
+                                              if k in parameter_names(environment_module(config.env).load_environment)})
+    # A template-only tokenizer renders text before the real one exists.
+    corpus = scripted_texts(config, config.tokenizer_examples, config.seed + 1, env.tool_schemas(),
+                            template_renderer(), skins=harness_skins(config, env))
+    return train_tokenizer([c["text"] for c in corpus], config.vocab_size)
+
+
 def _build(config: TinyConfig, key: str, target: Path, log: Callable[[str], None]) -> Path:
     import torch
 
@@ -123,10 +139,7 @@ def _build(config: TinyConfig, key: str, target: Path, log: Callable[[str], None
                   if k in parameter_names(environment_module(config.env).load_environment)}
     env = load_environment(config.env, **env_kwargs)
     schemas, skins = env.tool_schemas(), harness_skins(config, env)
-    # A template-only tokenizer renders text before the real one exists.
-    renderer = template_renderer()
-    corpus = scripted_texts(config, config.tokenizer_examples, config.seed + 1, schemas, renderer, skins=skins)
-    tokenizer = train_tokenizer([c["text"] for c in corpus], config.vocab_size)
+    tokenizer = build_tokenizer(config, env)
     examples = scripted_texts(config, config.sft_examples, config.seed, schemas, tokenizer,
                               spans=config.loss != "all", skins=skins)
     data = encode(examples, tokenizer, config.loss)
