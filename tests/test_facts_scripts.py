@@ -3,6 +3,7 @@ environment's real tool outputs, and the wasteful paths cost what the module say
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections import Counter
 
@@ -80,7 +81,8 @@ def test_scripted_chats_hold_what_the_environments_tools_return(records):
 
 def test_the_first_search_result_is_the_needed_page_for_every_years_question():
     world = facts.build_world(0, 200)
-    corpus = Corpus(facts.build_corpus(world, 0, 400))
+    page_words = inspect.signature(facts.load_environment).parameters["page_words"].default
+    corpus = Corpus(facts.build_corpus(world, 0, page_words))
     questions = facts.build_questions(world, "years")
     assert Counter(q["kind"] for q in questions) == {"founded": 200, "pair-founded": 200, "born": 150,
                                                      "invented": 150, "company-founded": 150}

@@ -234,8 +234,8 @@ def load_environment(
     n_train: int | None = None,
     n_eval: int = 200,
     two_hop_fraction: float | None = None,
-    page_words: int = 400,
-    visit_budget: int = 1500,
+    page_words: int = 800,
+    visit_budget: int = 4000,
     snippet_chars: int = 160,
     search_results: int = 5,
     kinds: str | list[str] = "classic",
@@ -249,8 +249,10 @@ def load_environment(
         n_train: training questions (None: every question not held out).
         n_eval: held-out questions.
         two_hop_fraction: share of two-hop questions in each split (None: as they come, about 1/3).
-        page_words: words of filler prose after each page's facts (what an unneeded visit costs).
-        visit_budget: characters of a page that ``visit`` returns.
+        page_words: words of filler prose after each page's facts (what an unneeded visit costs; the
+            default 800 makes pages of ~4,900 characters, longer than ``visit_budget``, as real pages are).
+        visit_budget: characters of a page that ``visit`` returns (the search tools' default, 4000: ~1,000
+            tokens of page that an unneeded visit leaves in the context).
         snippet_chars: characters of each search result's snippet.
         search_results: results a search returns when the call does not pass ``k`` (at most 10).
         kinds: question kinds: ``classic`` (names and years, one and two hops), ``years`` (answers that
