@@ -221,14 +221,16 @@ def test_every_scripted_path_fits_the_completion_budget_of_its_config(path: Path
     tokenizer the build trains (a function of the settings: no build needed)."""
     from pte_rl.tiny.build import build_tokenizer, renderable
     from pte_rl.tiny.config import tiny_config
-    from pte_rl.tiny.data import environment_module
+    from pte_rl.tiny.data import environment_module, parameter_names
 
     data = yaml.safe_load(path.read_text())
     config = tiny_config(data["env"]["name"])
     tokenizer = build_tokenizer(config)
     module = environment_module(config.env)
     longest: dict[str, int] = {}
-    for record in module.scripted_trajectories(0, 150, **(data["env"].get("options") or {})):
+    options = {k: v for k, v in (data["env"].get("options") or {}).items()
+               if k in parameter_names(module.scripted_trajectories)}
+    for record in module.scripted_trajectories(0, 150, **options):
         messages = renderable(record["messages"])
         prompt = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
         before = tokenizer.apply_chat_template(messages[:prompt], add_generation_prompt=True, tokenize=False)

@@ -117,27 +117,27 @@ def build_tokenizer(config: TinyConfig, env: Any = None) -> Any:
     """The tokenizer a build of ``config`` trains, before any weight: a function of the settings alone,
     so a check of token counts (what a shipped config's completion budget must hold) needs no build.
     ``env``: the environment the build loads (loaded from ``config`` when omitted)."""
-    from pte_rl.rollout.env import load_environment
-
-    if env is None:
-        env = load_environment(config.env, **{k: v for k, v in config.env_options.items()
-                                              if k in parameter_names(environment_module(config.env).load_environment)})
+    env = _environment(config) if env is None else env
     # A template-only tokenizer renders text before the real one exists.
     corpus = scripted_texts(config, config.tokenizer_examples, config.seed + 1, env.tool_schemas(),
                             template_renderer(), skins=harness_skins(config, env))
     return train_tokenizer([c["text"] for c in corpus], config.vocab_size)
 
 
+def _environment(config: TinyConfig) -> Any:
+    """The environment a build loads: ``config.env`` with the options its ``load_environment`` takes."""
+    from pte_rl.rollout.env import load_environment
+
+    return load_environment(config.env, **{k: v for k, v in config.env_options.items()
+                                           if k in parameter_names(environment_module(config.env).load_environment)})
+
+
 def _build(config: TinyConfig, key: str, target: Path, log: Callable[[str], None]) -> Path:
     import torch
 
-    from pte_rl.rollout.env import load_environment
-
     started = time.perf_counter()
     cpu_started = time.process_time()
-    env_kwargs = {k: v for k, v in config.env_options.items()
-                  if k in parameter_names(environment_module(config.env).load_environment)}
-    env = load_environment(config.env, **env_kwargs)
+    env = _environment(config)
     schemas, skins = env.tool_schemas(), harness_skins(config, env)
     tokenizer = build_tokenizer(config, env)
     examples = scripted_texts(config, config.sft_examples, config.seed, schemas, tokenizer,
