@@ -6,9 +6,9 @@ trajectories (a ``pte-rl rollout --env facts`` output, or a run's ``eval/traject
 
 - behaviour shares and accuracy per behaviour (``facts.classify_behaviour``);
 - name copies: the share of search calls whose query names one of the question's entities exactly
-  (the fact word removed from either end, so both query orders count, and a pair's ``and``), of
-  those that got results, how many put the needed page first, and on pairs, the share of first and second
-  searches that name the question's first and second entity;
+  (the fact word removed from either end, so both query orders count, and a pair's ``and``); of
+  those that got results, how many put the needed page first; on pairs, the share of first and
+  second searches that name the question's first and second entity;
 - year copies: the share of answers whose every year appears in the episode's tool results
   (copied, right or wrong), and accuracy among episodes whose searches all named an entity exactly.
 
