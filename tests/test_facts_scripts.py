@@ -191,3 +191,18 @@ def test_classic_questions_are_unchanged_by_the_new_kinds():
     assert {q["kind"] for q in classic} == set(facts.CLASSIC_KINDS)
     everything = facts.build_questions(world, "all")
     assert [q for q in everything if q["kind"] in facts.CLASSIC_KINDS] == classic
+
+
+def test_every_year_has_four_digits_and_the_worlds_keep_their_draws():
+    years = [value for seed in range(5) for entity in facts.build_world(seed, 200)
+             for value in entity.facts.values() if isinstance(value, int)]
+    assert years and all(1000 <= year <= 9999 for year in years)
+    assert facts._four_digits(942) == 1942 and facts._four_digits(1000) == 1000 and facts._four_digits(1900) == 1900
+    # A city drawn before 1000 keeps its draw, moved a millennium on: the default world's pair about
+    # Viatatour (942 when cities were founded from 800) and Tekaen (1108) is still held out, with the
+    # same names, and only the three-digit year changed.
+    env = load_environment("facts", kinds="years")
+    held_out = dict(zip(env.eval_dataset["task_id"], env.eval_dataset["ground_truth"], strict=True))
+    assert held_out["facts-city-viatatour-pair-founded"] == "1942 and 1108"
+    cities = {e.name: e.facts["founded"] for e in facts.build_world(0, 200) if e.kind == "city"}
+    assert max(cities.values()) > 1900  # only a moved draw (901-999) founds a city after 1900
