@@ -70,13 +70,13 @@ def tally(run_dirs: list[Path], split: str = "eval", by_digits: bool = False) ->
 
     from pte_rl.pricing.cost import pte
     from pte_rl.pricing.jsonl import iter_trajectories
-    from pte_rl.studies.report import cost_model_from_config
+    from pte_rl.studies.report import cost_model_from_config, trajectories_file
     from pte_rl.tiny.data import environment_module
 
     counts: dict = defaultdict(lambda: defaultdict(lambda: [0, 0, 0.0]))  # samples, correct, PTE
     for run in run_dirs:
         preset = re.sub(r"-s\d+$", "", run.name)
-        path = run / split / "trajectories.jsonl"
+        path = trajectories_file(run / split)
         if not path.is_file():
             raise SystemExit(f"{path}: missing (the run has no held-out evaluation)")
         env_name, classes = item_classes(run)

@@ -260,6 +260,31 @@ def test_read_jsonl_strict_gives_line_numbers_and_names_the_bad_line(tmp_path: P
     assert list(read_jsonl(path)) == [(1, {"a": 1}), (3, {"b": "x\u2028y"})]
 
 
+def test_read_jsonl_reads_a_gzipped_log_by_its_bytes(tmp_path: Path) -> None:
+    """A gzip file is read as the JSONL it holds, whatever its name, with the same line numbers; a cut
+    or damaged one is a FormatError naming the line it reached, strict or lenient."""
+    import gzip
+
+    text = b'{"a": 1}\n\n{"b": 2}\n[1]\n'
+    for name in ("rows.jsonl.gz", "rows.jsonl"):
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(text))
+        lenient = read_jsonl(path, strict=False)
+        assert list(lenient) == [(1, {"a": 1}), (3, {"b": 2})] and lenient.skipped == [4]
+        with pytest.raises(FormatError, match=f"{name}:4: field '<line>': expected a JSON object, got list"):
+            list(read_jsonl(path))
+    many = b"".join(b'{"i": %d, "pad": "%s"}\n' % (i, b"x" * 200) for i in range(2000))
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(many)[:-100])
+    with pytest.raises(FormatError, match=r"cut.jsonl.gz:\d+: field '<file>': expected a complete gzip stream"):
+        list(read_jsonl(cut, strict=False))
+    damaged = bytearray(gzip.compress(many))
+    damaged[len(damaged) // 2] ^= 0xFF
+    (tmp_path / "damaged.jsonl.gz").write_bytes(bytes(damaged))
+    with pytest.raises(FormatError, match="expected a complete gzip stream"):  # lenient: garbage lines pass
+        list(read_jsonl(tmp_path / "damaged.jsonl.gz", strict=False))
+
+
 @pytest.mark.parametrize(
     "bad_line, expected",
     [

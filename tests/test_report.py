@@ -413,3 +413,20 @@ def test_report_budget_given_and_runs_without_trajectories(arms, runs, tmp_path,
     assert groups["pte [pte.weight=0.9]"]["stats"]["efficiency/accuracy_at_pte_110"]["mean"] == 0.5
     assert groups["pte"]["anchors_vs_correctness"]["paired_pte"] is None
     assert groups["pte"]["anchors_vs_correctness"]["tool_calls_pct"] == pytest.approx(0.0)
+
+
+def test_an_archived_run_reads_its_gzipped_trajectories(tmp_path, no_patterns):
+    """`gzip eval/trajectories.jsonl` leaves trajectories.jsonl.gz: the run reads the same, priced the
+    same; the plain file wins when both are there."""
+    import gzip
+
+    plain = make_run(tmp_path, "plain", "pte", 0, None, trajectories=[traj(100, 10, True), traj(20, 10, False)])
+    archived = make_run(tmp_path, "archived", "pte", 0, None, trajectories=[traj(100, 10, True), traj(20, 10, False)])
+    log = archived / "eval" / "trajectories.jsonl"
+    (archived / "eval" / "trajectories.jsonl.gz").write_bytes(gzip.compress(log.read_bytes()))
+    log.unlink()
+    read, expected = load_run(archived), load_run(plain)
+    assert read.eval["pte_mean"] == expected.eval["pte_mean"] == pytest.approx(0.5 * (110 + 22))
+    assert [t.id for t in read.eval_trajectories] == [t.id for t in expected.eval_trajectories]
+    write_trajectories(log, [traj(30, 10, True)])  # both: the plain one is read
+    assert load_run(archived).eval["pte_mean"] == pytest.approx(33.0)

@@ -27,14 +27,17 @@ messages (the tokens the response appended; the tool's error kind), ``timing`` o
 (``prefill_s``, ``decode_s``), and top-level ``events`` and ``metadata``.
 
 Reading is strict: a bad line raises :class:`FormatError` naming the file, the line, the field, and
-what was expected. Writing is atomic: a file is complete or absent.
+what was expected. A gzip-compressed file (``log.jsonl.gz``, known by its first bytes, whatever its
+name) is read as the JSONL it holds. Writing is atomic: a file is complete or absent.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,9 @@ from pte_rl.pricing.checks import check_message, check_record, count
 from pte_rl.pricing.trajectory import Event, ToolCall, Trajectory, Turn, _content_text, parse_arguments, renderable
 
 # ---------------------------------------------------------------- reading JSONL
+
+GZIP_MAGIC = b"\x1f\x8b"
+"""The first two bytes of a gzip file: such a log is decompressed as it is read, whatever its name."""
 
 
 class _BadLine(Exception):
@@ -59,7 +65,9 @@ class JsonlLines:
     ``file:line``. Lenient: such a line (the half-written last line of a killed writer, say) is passed
     over and its number appended to :attr:`skipped`, for the caller to log. A file that cannot be opened
     raises :class:`FormatError` either way. Lines end at ``\n`` only, as in JSON Lines: a JSON string may
-    hold U+2028 and other characters that ``str.splitlines`` would split at.
+    hold U+2028 and other characters that ``str.splitlines`` would split at. A gzip file (its first two
+    bytes ``1f 8b``) is decompressed as it is read; a damaged or cut one raises :class:`FormatError`
+    naming the line it reached, strict or not (what follows cannot be read).
     """
 
     def __init__(self, path: PathLike, *, strict: bool = True):
@@ -70,11 +78,25 @@ class JsonlLines:
     def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
         self.skipped = []
         try:
-            handle = open(self.path, "rb")  # noqa: SIM115 - closed by the with block below
+            file = open(self.path, "rb")  # noqa: SIM115 - closed by the with block below
         except OSError as exc:
             raise FormatError(str(self.path), None, "<file>", f"cannot be read: {exc.strerror}") from exc
-        with handle:
-            for line_number, raw in enumerate(handle, start=1):
+        with file:
+            try:
+                compressed = file.peek(2)[:2] == GZIP_MAGIC
+            except OSError as exc:
+                raise FormatError(str(self.path), None, "<file>", f"cannot be read: {exc.strerror}") from exc
+            lines: Iterator[bytes] = iter(gzip.GzipFile(fileobj=file, mode="rb") if compressed else file)
+            line_number = 0
+            while True:
+                line_number += 1
+                try:
+                    raw = next(lines)
+                except StopIteration:
+                    break
+                except (OSError, EOFError, zlib.error) as exc:  # a damaged or truncated gzip stream
+                    raise FormatError(str(self.path), line_number, "<file>",
+                                      f"expected a complete gzip stream ({exc})") from None
                 if not raw.strip():
                     continue
                 try:

@@ -179,11 +179,11 @@ class ArmRun:
 
 def load_runs(run_dirs: Sequence[str | os.PathLike]) -> list[ArmRun]:
     """Every run directory (a directory of them stands for all) with its ``eval/trajectories.jsonl``."""
-    from pte_rl.studies.report import expand_run_dirs, load_run
+    from pte_rl.studies.report import expand_run_dirs, load_run, trajectories_file
 
     runs: list[ArmRun] = []
     for directory in expand_run_dirs(run_dirs):
-        log = directory / "eval" / "trajectories.jsonl"
+        log = trajectories_file(directory / "eval")
         if directory.is_dir() and not log.is_file():
             raise InputError(f"{log}: missing; expected the held-out trajectories the recipe writes after training")
         run = load_run(directory)

@@ -115,10 +115,18 @@ def cost_model_from_config(config: dict, path: Path) -> CostModel:
     return resolve_pricing(PricingConfig(**known), source=f"{path}: pricing")[0]
 
 
+def trajectories_file(directory: Path) -> Path:
+    """``directory``'s ``trajectories.jsonl``, else its ``trajectories.jsonl.gz`` (an archived run:
+    ``gzip`` leaves that name, and every reader decompresses it), else the plain name (absent)."""
+    plain = directory / "trajectories.jsonl"
+    archived = directory / "trajectories.jsonl.gz"
+    return archived if not plain.exists() and archived.exists() else plain
+
+
 def _load_eval(directory: Path, config: dict, config_path: Path) -> tuple[dict | None, list[Trajectory]]:
     """The evaluation summary in ``directory`` (its summary.json, else computed from its
-    trajectories.jsonl; None when it has neither) and its trajectories ([] without the file)."""
-    summary, path = directory / "summary.json", directory / "trajectories.jsonl"
+    trajectories.jsonl or .jsonl.gz; None when it has neither) and its trajectories ([] without one)."""
+    summary, path = directory / "summary.json", trajectories_file(directory)
     trajs = read_log(path) if path.exists() else []  # pte_rl's format, or a ShareGPT / Hermes log
     if path.exists() and not trajs:
         raise FormatError(str(path), None, "<file>", "expected at least one trajectory")
