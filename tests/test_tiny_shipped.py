@@ -18,9 +18,19 @@ from pte_rl.tiny.config import (
     TinyConfig,
     settings_hash,
     settings_record,
+    tiny_config,
     tiny_policy_path,
 )
-from pte_rl.tiny.shipped import FILES_KEY, REFRESH_COMMAND, SHIPPED_DIR, ShippedPolicyError, ship, stale_reason
+from pte_rl.tiny.shipped import (
+    FILES_KEY,
+    REFRESH_COMMAND,
+    SHIPPED_DIR,
+    SHIPPED_FACTS_DIR,
+    ShippedPolicyError,
+    refresh_command,
+    ship,
+    stale_reason,
+)
 
 MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
                "tokenizer_config.json", "chat_template.jinja"}
@@ -185,3 +195,93 @@ def test_cli_ship_needs_a_build_of_the_defaults(tmp_path, capsys):
 
     assert main(["tiny", "ship", "--from", str(tmp_path / "nothing")]) == 2
     assert "expected a tiny-policy build" in capsys.readouterr().err
+
+
+# facts: its default build ships too (pte_rl/tiny/facts/), under the same contract.
+
+FACTS = tiny_config("facts")
+
+
+def facts_record() -> dict:
+    return json.loads((SHIPPED_FACTS_DIR / BUILD_INFO).read_text())
+
+
+def test_shipped_facts_copy_is_the_build_of_the_current_settings():
+    """Fails after a change of facts' settings, its source (pte_rl/envs/facts.py, _facts_scripts.py) or
+    BUILD_VERSION until the facts copy is rebuilt; the message names the facts command."""
+    assert stale_reason(FACTS) is None, stale_reason(FACTS)
+    assert facts_record()["settings_hash"] == settings_hash(FACTS) != record()["settings_hash"]
+    assert facts_record()["config"] == json.loads(json.dumps(settings_record(FACTS)))
+    reason = stale_reason(tiny_config("facts", seed=1))
+    assert reason is not None and "seed: shipped 0, now 1" in reason
+    assert refresh_command("facts") in reason and "--env facts" in refresh_command("facts")
+    assert "no copy ships" in stale_reason(tiny_config("math"))
+
+
+def test_shipped_facts_files_match_their_hashes_and_stay_small():
+    files = facts_record()[FILES_KEY]
+    assert set(files) == MODEL_FILES
+    on_disk = {p.name for p in SHIPPED_FACTS_DIR.iterdir() if p.is_file()}
+    assert on_disk == MODEL_FILES | {BUILD_INFO}
+    for name, expected in files.items():
+        assert sha256(SHIPPED_FACTS_DIR / name) == expected, name
+    total = sum((SHIPPED_FACTS_DIR / name).stat().st_size for name in on_disk)
+    assert 500_000 < total < 2 * 1024 * 1024, total
+
+
+def test_shipped_facts_policy_searches_for_the_named_entity():
+    """Greedy, its first turn on held-out questions is one or two well-formed `search` calls, the
+    scripted word then a name; most names are the question's, copied token by token (a trained
+    policy: a fresh one writes no call; this one miscopies a few, e.g. Faekrimom for Faekratom)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pte_rl.rollout.env import load_environment
+
+    tokenizer = AutoTokenizer.from_pretrained(SHIPPED_FACTS_DIR)
+    model = AutoModelForCausalLM.from_pretrained(SHIPPED_FACTS_DIR)
+    assert sum(p.numel() for p in model.parameters()) == facts_record()["parameters"]
+    env = load_environment("facts", kinds="years")
+    named = []
+    for row in env.split("eval").select(range(8)):
+        question = row["prompt"][-1]["content"]
+        ids = tokenizer.apply_chat_template(row["prompt"], tools=env.tool_schemas(), add_generation_prompt=True,
+                                            return_tensors="pt", return_dict=True)["input_ids"]
+        out = model.generate(ids, max_new_tokens=80, do_sample=False)
+        text = tokenizer.decode(out[0, ids.shape[1]:])
+        calls = [json.loads(c) for c in re.findall(r"<tool_call>\n(.*?)\n</tool_call>", text)]
+        assert 1 <= len(calls) <= 2 and text.endswith("<|im_end|>"), text
+        for call in calls:
+            assert call["name"] == "search" and call["arguments"]["k"] in (1, 5), text
+            word, *_, name = call["arguments"]["query"].split()
+            assert word in question, (question, text)
+            named.append(name in question)
+    assert sum(named) >= 0.75 * len(named), named
+
+
+def test_an_empty_cache_gets_the_facts_copy(empty_cache):
+    messages = []
+    path = build_tiny_policy(FACTS, log=messages.append)
+    assert path == empty_cache / f"tiny-{facts_record()['settings_hash']}"
+    for shipped_file in SHIPPED_FACTS_DIR.iterdir():
+        assert (path / shipped_file.name).read_bytes() == shipped_file.read_bytes(), shipped_file.name
+    assert "copied the shipped build" in messages[-1] and str(SHIPPED_FACTS_DIR) in messages[-1]
+
+
+def test_an_environment_without_a_shipped_copy_builds(empty_cache, monkeypatch, tmp_path):
+    built = []
+    monkeypatch.setattr(build, "_build", lambda config, key, target, log: built.append(config) or target)
+    messages = []
+    build_tiny_policy(tiny_config("math"), log=messages.append)
+    assert built == [tiny_config("math")] and "no copy ships for the environment math" in messages[0]
+    with pytest.raises(ValueError, match="env: expected one of arith, facts"):
+        ship(SHIPPED_DIR, tmp_path / "x", env="math")
+    with pytest.raises(ValueError, match="the default settings of facts"):  # arith's build is not facts'
+        ship(SHIPPED_DIR, tmp_path / "x", env="facts")
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_ship_names_the_environments(capsys):
+    from pte_rl.cli import main
+
+    assert main(["tiny", "ship", "--env", "math"]) == 2
+    assert "--env: expected one of arith, facts" in capsys.readouterr().err

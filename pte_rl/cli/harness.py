@@ -143,7 +143,8 @@ def _model_path(model: str, env: str) -> str:
 
     config = tiny_config(env)
     path = tiny_policy_path(config)
-    if is_built(path) or install_shipped(settings_hash(config), path, lambda m: print(m, file=sys.stderr)):
+    if is_built(path) or install_shipped(settings_hash(config), path, lambda m: print(m, file=sys.stderr),
+                                         env=config.env):
         return str(path)
     raise CLIError(f"MODEL tiny: no tiny policy is built for --env {env}; build it first with "
                    f"`pte-rl tiny build --env {env}` (minutes)")

@@ -2,12 +2,13 @@
 
     pte-rl tiny build [--env arith] [--out DIR] [--seed S] [--force] [--threads N]
     pte-rl tiny path  [--env arith] [--seed S] [--threads N]   # where the cached build lives (built or not)
-    pte-rl tiny ship  [--from DIR]                             # make a build of the defaults the shipped copy
+    pte-rl tiny ship  [--env arith] [--from DIR]               # make a build of the defaults the shipped copy
 
-The default settings' build ships in the package (pte_rl/tiny/default/): `build` copies it into the
-cache (seconds) instead of building; other settings, or --force, build from the seed (~10 minutes on
-two cores). After a change of the settings, the environment or the build version, `pte-rl tiny build`
-builds the new default and `pte-rl tiny ship` makes it the shipped copy (docs/tiny.md).
+The default settings' builds of arith and facts ship in the package (pte_rl/tiny/default/,
+pte_rl/tiny/facts/): `build` copies one into the cache (seconds) instead of building; other settings,
+or --force, build from the seed (~10 minutes on two cores for arith, ~45 for facts). After a change of
+the settings, the environment or the build version, `pte-rl tiny build [--env E]` builds the new
+default and `pte-rl tiny ship [--env E]` makes it the shipped copy (docs/tiny.md).
 
 The directory printed last on stdout is the model path the recipe takes (``--model_name_or_path``).
 """
@@ -42,10 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 help="build from the seed even when a matching build is cached or shipped")
             action.add_argument("--quiet", action="store_true", help="print only the directory")
         action.set_defaults(func=_run)
-    text = "make a build of the default settings the shipped copy (pte_rl/tiny/default/), with its file hashes"
+    text = ("make a build of an environment's default settings its shipped copy (pte_rl/tiny/default/ for "
+            "arith, pte_rl/tiny/facts/ for facts), with its file hashes")
     action = actions.add_parser("ship", help=text, description=text)
+    action.add_argument("--env", default="arith", help="arith (default) or facts: whose default build ships")
     action.add_argument("--from", dest="source", default=None,
-                        help="the build to ship (default: the cached build of the default settings)")
+                        help="the build to ship (default: the cached build of the environment's default settings)")
     action.set_defaults(func=_ship)
 
 
@@ -84,11 +87,15 @@ def _run(args: argparse.Namespace) -> int:
 def _ship(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pte_rl.tiny.config import tiny_policy_path
-    from pte_rl.tiny.shipped import ship
+    from pte_rl.cli import CLIError
+    from pte_rl.tiny.config import tiny_config, tiny_policy_path
+    from pte_rl.tiny.shipped import SHIPPED_ENVS, ship
 
-    source = Path(args.source) if args.source else tiny_policy_path()
-    destination = ship(source)
+    if args.env not in SHIPPED_ENVS:
+        raise CLIError(f"--env: expected one of {', '.join(SHIPPED_ENVS)} (the environments whose default build "
+                       f"ships), got {args.env!r}")
+    source = Path(args.source) if args.source else tiny_policy_path(tiny_config(args.env))
+    destination = ship(source, env=args.env)
     print(f"shipped {source} as {destination}; commit it: git add {destination}",
           file=sys.stderr)
     print(destination)

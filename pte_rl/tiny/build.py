@@ -85,9 +85,10 @@ def build_tiny_policy(
 
     ``out`` defaults to :func:`tiny_policy_path`. An existing complete build there is reused unless
     ``force``; with ``out`` given, it is reused only when its recorded settings hash matches.
-    Otherwise, when the settings are those of the shipped copy (``TinyConfig()``, the default), the
-    shipped copy is checked and copied (:func:`pte_rl.tiny.shipped.install_shipped`; seconds); any
-    other settings, or ``force``, build from the seed. A build runs on ``config.threads`` torch
+    Otherwise, when the settings are those of a shipped copy (``TinyConfig()``, the default, or
+    ``tiny_config("facts")``), the shipped copy is checked and copied
+    (:func:`pte_rl.tiny.shipped.install_shipped`; seconds); any other settings, or ``force``, build
+    from the seed. A build runs on ``config.threads`` torch
     threads (another count builds another policy, under another cache key).
     """
     config = config or TinyConfig()
@@ -101,7 +102,7 @@ def build_tiny_policy(
         raise FileExistsError(f"{target}: holds a tiny policy built with other settings ({recorded}); pass force")
     if force:
         log(f"tiny policy: building {key} from seed {config.seed} (force: no cached build or shipped copy is used)")
-    elif install_shipped(key, target, log) is not None:
+    elif install_shipped(key, target, log, env=config.env) is not None:
         return target
     import torch
 
