@@ -68,9 +68,10 @@ def digits(ground_truth: object) -> str:
 def tally(run_dirs: list[Path], split: str = "eval", by_digits: bool = False) -> dict:
     import yaml
 
+    from pte_rl.paths import trajectories_file
     from pte_rl.pricing.cost import pte
     from pte_rl.pricing.jsonl import iter_trajectories
-    from pte_rl.studies.report import cost_model_from_config, trajectories_file
+    from pte_rl.studies.report import cost_model_from_config
     from pte_rl.tiny.data import environment_module
 
     counts: dict = defaultdict(lambda: defaultdict(lambda: [0, 0, 0.0]))  # samples, correct, PTE

@@ -1,4 +1,5 @@
-"""Where pte_rl looks for things a user may add: one search-path helper for presets and environments.
+"""Where pte_rl looks for things: one search-path helper for presets and environments, and the file
+that holds a run's trajectories.
 
 A name is looked up in the directories of an environment variable (``os.pathsep``-separated), then in
 the directory that ships with the package; the first file named ``<name><suffix>`` wins.
@@ -26,3 +27,11 @@ def available(variable: str, builtin: Path, suffix: str) -> dict[str, Path]:
                 if not path.name.startswith("_"):
                     found.setdefault(path.stem, path)
     return found
+
+
+def trajectories_file(directory: Path) -> Path:
+    """``directory``'s ``trajectories.jsonl``, else its ``trajectories.jsonl.gz`` (an archived run:
+    ``gzip`` leaves that name, and every reader decompresses it), else the plain name (absent)."""
+    plain = directory / "trajectories.jsonl"
+    archived = directory / "trajectories.jsonl.gz"
+    return archived if not plain.exists() and archived.exists() else plain

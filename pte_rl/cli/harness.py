@@ -11,8 +11,8 @@ JSON files of variants; docs/harness.md), through the training loop (:func:`pte_
 on the re-skinned environment), and writes into ``--out``: ``<variant>/trajectories.jsonl`` (the
 interchange format), ``harness.json`` (every measure and overhead, :mod:`pte_rl.rollout.harness.probe`),
 ``harness.md`` (the table) and ``harness.png`` (accuracy and PTE per harness). ``MODEL`` is a local model
-directory, or ``tiny``: the embedded policy of ``--env`` (shipped for arith; for another environment,
-build it first with ``pte-rl tiny build --env NAME``). PTE is priced with ``--gamma G``, or gamma derived
+directory, or ``tiny``: the embedded policy of ``--env`` (shipped for arith and facts; for another
+environment, build it first with ``pte-rl tiny build --env NAME``). PTE is priced with ``--gamma G``, or gamma derived
 from the model's config.json (or ``--model-config``) on ``--hardware``, as in ``pte-rl score``.
 """
 

@@ -179,7 +179,8 @@ class ArmRun:
 
 def load_runs(run_dirs: Sequence[str | os.PathLike]) -> list[ArmRun]:
     """Every run directory (a directory of them stands for all) with its ``eval/trajectories.jsonl``."""
-    from pte_rl.studies.report import expand_run_dirs, load_run, trajectories_file
+    from pte_rl.paths import trajectories_file
+    from pte_rl.studies.report import expand_run_dirs, load_run
 
     runs: list[ArmRun] = []
     for directory in expand_run_dirs(run_dirs):

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from pte_rl.errors import InputError
+from pte_rl.paths import trajectories_file
 from pte_rl.pricing.cost import CostModel
 from pte_rl.pricing.formats import read_log
 from pte_rl.pricing.jsonl import FormatError, read_jsonl, write_atomic
@@ -113,14 +114,6 @@ def cost_model_from_config(config: dict, path: Path) -> CostModel:
         raise FormatError(str(path), None, "pricing.gamma", "expected a number (to price eval/trajectories.jsonl)")
     known = {k: v for k, v in pricing.items() if k in PricingConfig.__dataclass_fields__}
     return resolve_pricing(PricingConfig(**known), source=f"{path}: pricing")[0]
-
-
-def trajectories_file(directory: Path) -> Path:
-    """``directory``'s ``trajectories.jsonl``, else its ``trajectories.jsonl.gz`` (an archived run:
-    ``gzip`` leaves that name, and every reader decompresses it), else the plain name (absent)."""
-    plain = directory / "trajectories.jsonl"
-    archived = directory / "trajectories.jsonl.gz"
-    return archived if not plain.exists() and archived.exists() else plain
 
 
 def _load_eval(directory: Path, config: dict, config_path: Path) -> tuple[dict | None, list[Trajectory]]:
