@@ -6,7 +6,7 @@
 
 The default settings' builds of arith and facts ship in the package (pte_rl/tiny/default/,
 pte_rl/tiny/facts/): `build` copies one into the cache (seconds) instead of building; other settings,
-or --force, build from the seed (~10 minutes on two cores for arith, ~45 for facts). After a change of
+or --force, build from the seed (~10 minutes on two cores for arith, 45-75 for facts). After a change of
 the settings, the environment or the build version, `pte-rl tiny build [--env E]` builds the new
 default and `pte-rl tiny ship [--env E]` makes it the shipped copy (docs/tiny.md).
 

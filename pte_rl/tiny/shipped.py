@@ -1,6 +1,6 @@
 """The shipped copies of the tiny policies: checked, copied into the cache, refreshed from a build.
 
-Building the default policy takes ~10 minutes on two cores (``facts``' ~45: many times that when other
+Building the default policy takes ~10 minutes on two cores (``facts``' 45-75: many times that when other
 work shares them), and a build rounds differently on another CPU, so the same settings would train
 from another start on another machine. The build of each embedded environment's default settings
 (``tiny_config(env)``) therefore ships inside the package: ``arith``'s (``TinyConfig()``) in
